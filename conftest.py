@@ -1,0 +1,12 @@
+"""Fixtures shared by every context's tests: the fixed two-brand world of `siyu.testing`."""
+
+from __future__ import annotations
+
+import pytest
+
+from siyu.testing import World, build_world
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    return build_world()

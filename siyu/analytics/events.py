@@ -1,0 +1,39 @@
+"""The typed event catalogue: every event a service may append to the log, with its required properties.
+
+Adding an event type is adding a line here; `event_record` refuses unknown types and missing properties so
+the timeline and the warehouse loader can rely on the shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils.translation import gettext_lazy as _
+from django.utils.functional import Promise
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    label: Promise
+    required: tuple[str, ...] = ()
+
+
+EVENT_TYPES: dict[str, EventType] = {
+    e.name: e
+    for e in (
+        EventType("customer.created", _("Customer created"), ("source",)),
+        EventType("customer.updated", _("Profile updated"), ("fields",)),
+        EventType("contact.added", _("Added a guide"), ("guide_id", "add_way")),
+        EventType("contact.deleted_by_customer", _("Deleted the guide"), ("guide_id",)),
+        EventType("contact.deleted_by_guide", _("Removed by the guide"), ("guide_id",)),
+        EventType("tag.added", _("Tag added"), ("tag_id", "source")),
+        EventType("tag.removed", _("Tag removed"), ("tag_id",)),
+        EventType("message.received", _("Sent a message"), ("guide_id",)),
+        EventType("material.opened", _("Opened a material"), ("material",)),
+        EventType("group.joined", _("Joined a group"), ("group",)),
+        EventType("checkin.done", _("Checked in"), ()),
+        EventType("order.paid", _("Placed an order"), ("order_no", "amount_cents", "shop")),
+        EventType("order.refunded", _("Refunded an order"), ("order_no", "amount_cents", "shop")),
+    )
+}

@@ -1,0 +1,17 @@
+"""The `siyu` command: Django's management commands under the product's name (`siyu demo`, `siyu worker`, ...)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "siyu.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["siyu", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""Reads of the commerce context."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from siyu.commerce.models import Order
+from siyu.core.scopes import Actor
+from siyu.customers.selectors import access_customer
+
+
+def orders_for_customer(*, actor: Actor, customer_id: int) -> QuerySet[Order]:
+    customer = access_customer(actor=actor, customer_id=customer_id)
+    return Order.objects.filter(tenant_id=actor.tenant_id, customer=customer).order_by("-paid_at")

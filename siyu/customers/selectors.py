@@ -1,0 +1,137 @@
+"""Reads of the customers context. Every query starts from the actor's tenant and data scope."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from siyu.core import pii
+from siyu.core.errors import NotFound
+from siyu.core.models import Role
+from siyu.core.scopes import Actor
+from siyu.customers.models import Customer, FollowRelation, Identity
+
+_PHONE_LIKE = re.compile(r"^\+?[\d\s-]{7,}$")
+
+
+def customer_scope(*, actor: Actor) -> QuerySet[Customer]:
+    """The customers the actor may see: the whole brand for HQ, otherwise those served by guides in scope.
+
+    A customer is in scope when any of its follow relations (current or ended, so lost customers stay
+    visible to the team that lost them) belongs to a guide in the actor's scope.
+    """
+    qs = Customer.objects.filter(tenant_id=actor.tenant_id)
+    if actor.is_brand_wide:
+        return qs
+    relations = FollowRelation.objects.filter(tenant_id=actor.tenant_id, customer_id=OuterRef("pk"))
+    if actor.role == Role.GUIDE:
+        relations = relations.filter(guide_id=actor.guide_id or 0)
+    else:
+        relations = relations.filter(guide__store_id__in=sorted(actor.store_ids or ()))
+    return qs.filter(Exists(relations))
+
+
+def customer_list(
+    *,
+    actor: Actor,
+    q: str = "",
+    tag_ids: list[int] | None = None,
+    lifecycle_stage: str = "",
+    guide_id: int | None = None,
+    store_id: int | None = None,
+) -> QuerySet[Customer]:
+    """Customers in scope, filtered; newest first. `q` is a phone (exact), an identity value, or part of a name."""
+    qs = customer_scope(actor=actor)
+    q = q.strip()
+    if q:
+        if _PHONE_LIKE.match(q):
+            qs = qs.filter(phone_hash=pii.phone_hash(q))
+        else:
+            by_identity = Identity.objects.filter(tenant_id=actor.tenant_id, value=q).values("customer_id")
+            name_match = Q()
+            for token in pii.name_query_tokens(q):
+                name_match &= Q(name_index__contains=f" {token} ")
+            qs = qs.filter(name_match | Q(id__in=by_identity))
+    if tag_ids:
+        from siyu.tags.selectors import customer_ids_with_tags
+
+        qs = qs.filter(id__in=customer_ids_with_tags(tenant_id=actor.tenant_id, tag_ids=tag_ids))
+    if lifecycle_stage:
+        qs = qs.filter(lifecycle_stage=lifecycle_stage)
+    if guide_id:
+        qs = qs.filter(
+            Exists(FollowRelation.objects.filter(customer_id=OuterRef("pk"), guide_id=guide_id))
+        )
+    if store_id:
+        qs = qs.filter(
+            Exists(FollowRelation.objects.filter(customer_id=OuterRef("pk"), guide__store_id=store_id))
+        )
+    return qs.select_related("owner_guide").order_by("-created_at", "-id")
+
+
+def access_customer(*, actor: Actor, customer_id: int, for_update: bool = False) -> Customer:
+    """Fetch and authorise in one call; another tenant's or an out-of-scope customer is simply not found."""
+    qs = customer_scope(actor=actor).filter(id=customer_id)
+    if for_update:
+        qs = qs.select_for_update()
+    customer = qs.select_related("owner_guide").first()
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found", field="customer_id")
+    return customer
+
+
+def customer_pii(customer: Customer) -> dict[str, str]:
+    """Decrypted personal data. Callers showing it to a person must audit (see services.customer_reveal)."""
+    return {
+        "name": pii.decrypt(customer.name_enc, field="name"),
+        "phone": pii.decrypt(customer.phone_enc, field="phone"),
+        "address": pii.decrypt(customer.address_enc, field="address"),
+    }
+
+
+@dataclass(frozen=True)
+class CustomerCard:
+    """What lists and the API show of a customer: personal data masked."""
+
+    id: int
+    name_masked: str
+    phone_masked: str
+    gender: int
+    city: str
+    lifecycle_stage: str
+    intent_level: int
+    source: str
+    owner_guide_id: int | None
+    owner_guide_name: str
+    created_at: str
+
+
+def customer_card(customer: Customer) -> CustomerCard:
+    data = customer_pii(customer)
+    return CustomerCard(
+        id=customer.id,
+        name_masked=pii.mask_name(data["name"]),
+        phone_masked=pii.mask_phone(data["phone"]) if data["phone"] else "",
+        gender=customer.gender,
+        city=customer.city,
+        lifecycle_stage=customer.lifecycle_stage,
+        intent_level=customer.intent_level,
+        source=customer.source,
+        owner_guide_id=customer.owner_guide_id,
+        owner_guide_name=customer.owner_guide.name if customer.owner_guide else "",
+        created_at=customer.created_at.isoformat(),
+    )
+
+
+def follow_relations_for(*, actor: Actor, customer_id: int) -> QuerySet[FollowRelation]:
+    customer = access_customer(actor=actor, customer_id=customer_id)
+    return FollowRelation.objects.filter(tenant_id=actor.tenant_id, customer=customer).select_related(
+        "guide", "guide__store"
+    ).order_by("added_at")
+
+
+def identities_for(*, actor: Actor, customer_id: int) -> QuerySet[Identity]:
+    customer = access_customer(actor=actor, customer_id=customer_id)
+    return Identity.objects.filter(tenant_id=actor.tenant_id, customer=customer).order_by("kind")

@@ -1,0 +1,148 @@
+"""Django settings for siyu: one module, every production knob read from the environment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+from siyu.env import env_bool, env_int, env_list, env_str, load_env_file
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("SIYU_VAR_DIR", str(BASE_DIR / "var")))
+load_env_file(VAR_DIR / "siyu.env")
+
+TESTING = "pytest" in sys.modules or env_bool("SIYU_TESTING")
+
+SECRET_KEY = env_str("SIYU_SECRET_KEY") or ("insecure-test-key" if TESTING else "")
+DEBUG = env_bool("SIYU_DEBUG", default=False)
+ALLOWED_HOSTS = env_list("SIYU_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("SIYU_CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_tasks",
+    "django_tasks_db",
+    "django_rq",
+    "django_tasks_rq",
+    "siyu.core",
+    "siyu.customers",
+    "siyu.tags",
+    "siyu.analytics",
+    "siyu.commerce",
+    "siyu.api",
+    "siyu.console",
+    "siyu.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "siyu.console.middleware.ConsoleTenantMiddleware",
+]
+
+ROOT_URLCONF = "siyu.urls"
+WSGI_APPLICATION = "siyu.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "siyu.console.context.console",
+            ],
+        },
+    },
+]
+
+# SQLite (WAL) is the zero-set-up default; DATABASE_URL switches to PostgreSQL (what CI and production use).
+_default_sqlite = f"sqlite:///{VAR_DIR / 'siyu.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or _default_sqlite, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+if TESTING:
+    # Hashing the fixed personas' passwords with full PBKDF2 would dominate the suite's run time.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:home"
+LOGOUT_REDIRECT_URL = "console:login"
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", _("Simplified Chinese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "siyu" / "locale"]
+TIME_ZONE = env_str("SIYU_TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+# Front-end packages come from npm (`make setup` copies them here); nothing is fetched from a CDN at run time.
+STATICFILES_DIRS = [BASE_DIR / "siyu" / "console" / "vendor"] if (BASE_DIR / "siyu" / "console" / "vendor").exists() else []
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "media/"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
+
+# Personal data: AES-256-GCM key and a separate HMAC key for lookup hashes (both base64, 32 bytes).
+SIYU_PII_KEY = env_str("SIYU_PII_KEY") or ("dGVzdC1waWkta2V5LXRlc3QtcGlpLWtleS10ZXN0LTE=" if TESTING else "")
+SIYU_PII_HASH_KEY = env_str("SIYU_PII_HASH_KEY") or ("dGVzdC1oYXNoLWtleS10ZXN0LWhhc2gta2V5LXRlc3Q=" if TESTING else "")
+
+# Jobs: django-tasks (Django 6's tasks API); database backend by default, Redis (RQ) for scale-out workers.
+SIYU_TASKS_BACKEND = env_str("SIYU_TASKS_BACKEND", "db")
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+_TASK_BACKENDS = {
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "fast"]},
+    "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default", "fast"]},
+    "immediate": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]},
+}
+TASKS = {"default": _TASK_BACKENDS[SIYU_TASKS_BACKEND]}
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
+    "fast": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60},
+}
+
+SIYU_PAGE_SIZE = env_int("SIYU_PAGE_SIZE", 25)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("SIYU_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+os.makedirs(VAR_DIR, exist_ok=True)
