@@ -15,7 +15,7 @@ demo: setup ## install, migrate, load the demo brand, serve console + API on htt
 
 test: setup e2e-browser ## the whole suite (set DATABASE_URL to run it on PostgreSQL)
 	$(BIN)/ruff check siyu
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	@$(BIN)/pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest ran no test: failing'; exit 1; fi; exit $$rc
 
 setup: $(STAMP) siyu/console/vendor/.stamp
 	$(SIYU) compile_locale

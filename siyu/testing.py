@@ -30,7 +30,7 @@ from siyu.customers.services import IdentityInput, customer_create, follow_relat
 from siyu.tags.models import Tag
 from siyu.tags.services import customer_tag_add, tag_group_create
 
-PASSWORD = "siyu-test-pass-1"
+PASSWORD = "siyu-test-pass-1"  # noqa: S105 - fixed persona password for tests
 
 VISIBLE = {
     "hq": {"c1", "c2", "c3", "c4", "c5"},
@@ -88,7 +88,9 @@ def build_world() -> World:
         w.guides[f"G{i}"] = core_services.guide_create(
             tenant=a, name=f"导购{i}", wecom_userid=f"guide{i}", store=w.stores[store]
         )
-    w.guides["IP"] = core_services.guide_create(tenant=a, name="好物体验官", wecom_userid="brand_ip", kind=Guide.Kind.BRAND_IP)
+    w.guides["IP"] = core_services.guide_create(
+        tenant=a, name="好物体验官", wecom_userid="brand_ip", kind=Guide.Kind.BRAND_IP
+    )
     b_region = core_services.region_create(tenant=b, name="华北", code="R1")
     b_store = core_services.store_create(tenant=b, region=b_region, name="门店B1", code="S1")
     w.stores["B1"] = b_store

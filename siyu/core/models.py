@@ -60,9 +60,7 @@ class Store(TenantOwned):
     """A physical store (门店) in a region, owned by the brand or by a franchisee."""
 
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="stores")
-    franchisee = models.ForeignKey(
-        Franchisee, on_delete=models.PROTECT, null=True, blank=True, related_name="stores"
-    )
+    franchisee = models.ForeignKey(Franchisee, on_delete=models.PROTECT, null=True, blank=True, related_name="stores")
     name = models.CharField(max_length=100)
     code = models.CharField(max_length=32)
     city = models.CharField(max_length=50, blank=True, default="")
@@ -135,6 +133,9 @@ class Membership(TenantOwned):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.tenant_id}:{self.role}"
+
 
 class AuditLog(TenantOwned):
     """Who did what to which record, including every reveal or export of personal data (append-only)."""
@@ -150,3 +151,6 @@ class AuditLog(TenantOwned):
     class Meta:
         indexes = [models.Index(fields=["tenant", "action", "created_at"], name="audit_tenant_action")]
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"

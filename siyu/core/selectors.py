@@ -18,9 +18,7 @@ def membership_for(*, user_id: int, tenant_id: int | None = None) -> Membership 
 
 
 def tenants_for_user(*, user_id: int) -> QuerySet[Tenant]:
-    return Tenant.objects.filter(
-        id__in=Membership.objects.filter(user_id=user_id).values("tenant_id")
-    ).order_by("id")
+    return Tenant.objects.filter(id__in=Membership.objects.filter(user_id=user_id).values("tenant_id")).order_by("id")
 
 
 def region_list(*, actor: Actor) -> QuerySet[Region]:

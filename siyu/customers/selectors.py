@@ -61,13 +61,9 @@ def customer_list(
     if lifecycle_stage:
         qs = qs.filter(lifecycle_stage=lifecycle_stage)
     if guide_id:
-        qs = qs.filter(
-            Exists(FollowRelation.objects.filter(customer_id=OuterRef("pk"), guide_id=guide_id))
-        )
+        qs = qs.filter(Exists(FollowRelation.objects.filter(customer_id=OuterRef("pk"), guide_id=guide_id)))
     if store_id:
-        qs = qs.filter(
-            Exists(FollowRelation.objects.filter(customer_id=OuterRef("pk"), guide__store_id=store_id))
-        )
+        qs = qs.filter(Exists(FollowRelation.objects.filter(customer_id=OuterRef("pk"), guide__store_id=store_id)))
     return qs.select_related("owner_guide").order_by("-created_at", "-id")
 
 
@@ -75,7 +71,7 @@ def access_customer(*, actor: Actor, customer_id: int, for_update: bool = False)
     """Fetch and authorise in one call; another tenant's or an out-of-scope customer is simply not found."""
     qs = customer_scope(actor=actor).filter(id=customer_id)
     if for_update:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(of=("self",))
     customer = qs.select_related("owner_guide").first()
     if customer is None:
         raise NotFound(f"customer {customer_id} not found", field="customer_id")
@@ -127,11 +123,23 @@ def customer_card(customer: Customer) -> CustomerCard:
 
 def follow_relations_for(*, actor: Actor, customer_id: int) -> QuerySet[FollowRelation]:
     customer = access_customer(actor=actor, customer_id=customer_id)
-    return FollowRelation.objects.filter(tenant_id=actor.tenant_id, customer=customer).select_related(
-        "guide", "guide__store"
-    ).order_by("added_at")
+    return (
+        FollowRelation.objects.filter(tenant_id=actor.tenant_id, customer=customer)
+        .select_related("guide", "guide__store")
+        .order_by("added_at")
+    )
 
 
 def identities_for(*, actor: Actor, customer_id: int) -> QuerySet[Identity]:
     customer = access_customer(actor=actor, customer_id=customer_id)
     return Identity.objects.filter(tenant_id=actor.tenant_id, customer=customer).order_by("kind")
+
+
+def follow_relation_list(*, actor: Actor, status: str | None = None) -> QuerySet[FollowRelation]:
+    """Follow relations of the guides in the actor's scope (the whole brand for HQ), optionally by status."""
+    qs = FollowRelation.objects.filter(tenant_id=actor.tenant_id)
+    if actor.guide_ids is not None:
+        qs = qs.filter(guide_id__in=sorted(actor.guide_ids))
+    if status:
+        qs = qs.filter(status=status)
+    return qs
