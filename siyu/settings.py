@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from siyu.env import env_bool, env_int, env_list, env_str, load_env_file
@@ -29,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",  # serves the API docs page's Swagger UI from local static files, never a CDN
     "django_tasks",
     "django_tasks_db",
     "django_rq",
@@ -47,7 +49,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "siyu.console.middleware.ConsoleLocaleMiddleware",  # zh-hans unless the user switched
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -85,7 +87,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
         "transaction_mode": "IMMEDIATE",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+elif TESTING:
+    # One test database per process, so parallel runs on one machine (developers, CI) never collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -110,7 +115,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 # Front-end packages come from npm (`make setup` copies them here); nothing is fetched from a CDN at run time.
-STATICFILES_DIRS = [BASE_DIR / "siyu" / "console" / "vendor"] if (BASE_DIR / "siyu" / "console" / "vendor").exists() else []
+STATICFILES_DIRS = (
+    [BASE_DIR / "siyu" / "console" / "vendor"] if (BASE_DIR / "siyu" / "console" / "vendor").exists() else []
+)
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
 WHITENOISE_USE_FINDERS = True
@@ -121,18 +128,28 @@ SIYU_PII_KEY = env_str("SIYU_PII_KEY") or ("dGVzdC1waWkta2V5LXRlc3QtcGlpLWtleS10
 SIYU_PII_HASH_KEY = env_str("SIYU_PII_HASH_KEY") or ("dGVzdC1oYXNoLWtleS10ZXN0LWhhc2gta2V5LXRlc3Q=" if TESTING else "")
 
 # Jobs: django-tasks (Django 6's tasks API); database backend by default, Redis (RQ) for scale-out workers.
+# Switching to Redis is only SIYU_TASKS_BACKEND=rq (+ REDIS_URL); `siyu worker` follows this setting.
+# "immediate" runs each job inside the request that enqueued it (after commit): for demos, never production.
 SIYU_TASKS_BACKEND = env_str("SIYU_TASKS_BACKEND", "db")
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+_TASK_QUEUES = ["default", "fast"]
 _TASK_BACKENDS = {
-    "db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "fast"]},
-    "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default", "fast"]},
-    "immediate": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]},
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": _TASK_QUEUES},
+    "rq": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": _TASK_QUEUES},
+    "immediate": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": _TASK_QUEUES},
 }
+if SIYU_TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(
+        f"SIYU_TASKS_BACKEND must be one of {', '.join(_TASK_BACKENDS)}, got {SIYU_TASKS_BACKEND!r}"
+    )
 TASKS = {"default": _TASK_BACKENDS[SIYU_TASKS_BACKEND]}
+# Exports of a large brand run for many minutes; RQ kills a job that outlives its queue's timeout.
 RQ_QUEUES = {
-    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": env_int("SIYU_JOB_TIMEOUT", 3600)},
     "fast": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60},
 }
+# django-tasks-rq's Job runs the django-tasks Task behind each RQ job; every worker and queue must use it.
+RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
 
 SIYU_PAGE_SIZE = env_int("SIYU_PAGE_SIZE", 25)
 

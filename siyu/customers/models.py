@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -119,4 +120,39 @@ class FollowRelation(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "guide", "status"], name="follow_guide_status"),
             models.Index(fields=["customer", "status"], name="follow_customer_status"),
+        ]
+
+
+class CustomerExport(TenantOwned):
+    """A CSV export of customers, built by a background job (客户导出).
+
+    `filters` holds the validated arguments of `selectors.customer_list`; the job re-applies them with the
+    requester's data scope, so an export never holds more than its requester could see. `progress` counts the
+    rows written so far out of `total`; `file_name` is the file's path relative to MEDIA_ROOT once done.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    requested_ip = models.GenericIPAddressField(null=True, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    reveal = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    progress = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    file_name = models.CharField(max_length=200, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "requested_by", "-created_at"], name="customer_export_requester"),
         ]

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from siyu.core import pii
 from siyu.core.errors import NotFound
 from siyu.core.models import Role
 from siyu.core.scopes import Actor
-from siyu.customers.models import Customer, FollowRelation, Identity
+from siyu.customers.models import Customer, CustomerExport, FollowRelation, Identity
 
 _PHONE_LIKE = re.compile(r"^\+?[\d\s-]{7,}$")
 
@@ -143,3 +145,33 @@ def follow_relation_list(*, actor: Actor, status: str | None = None) -> QuerySet
     if status:
         qs = qs.filter(status=status)
     return qs
+
+
+def customer_export_list(*, actor: Actor) -> QuerySet[CustomerExport]:
+    """Exports the actor may follow: their own; HQ admins see every export of the brand. Newest first."""
+    qs = CustomerExport.objects.filter(tenant_id=actor.tenant_id)
+    if not actor.is_brand_wide:
+        qs = qs.filter(requested_by_id=actor.user_id or 0)
+    return qs.order_by("-created_at", "-id")
+
+
+def customer_export_get(*, actor: Actor, export_id: int) -> CustomerExport:
+    """One export (status, progress, total, file_name) for the progress bar; others' exports are not found."""
+    export = customer_export_list(actor=actor).filter(id=export_id).first()
+    if export is None:
+        raise NotFound(f"export {export_id} not found", field="export_id")
+    return export
+
+
+def customer_export_path(export: CustomerExport) -> Path:
+    """Where the export's file lives (MEDIA_ROOT/exports/<tenant>/<id>.csv), whether written yet or not."""
+    return Path(settings.MEDIA_ROOT) / "exports" / str(export.tenant_id) / f"{export.id}.csv"
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A finished export ready to send: where it is on disk and the name to offer the browser."""
+
+    path: Path
+    download_name: str
+    revealed: bool

@@ -6,25 +6,41 @@ timeline event and audit row.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterable
+import logging
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from siyu.analytics.services import event_record
 from siyu.core import pii
-from siyu.core.errors import Conflict, ValidationFailed
+from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from siyu.core.jobs import enqueue_on_commit
 from siyu.core.models import Guide
 from siyu.core.scopes import Actor
-from siyu.core.selectors import access_guide
+from siyu.core.selectors import access_guide, access_store, membership_for
 from siyu.core.services import audit_record
-from siyu.customers.models import Customer, FollowRelation, Gender, Identity, LifecycleStage
-from siyu.customers.selectors import access_customer, customer_pii
+from siyu.customers.models import Customer, CustomerExport, FollowRelation, Gender, Identity, LifecycleStage
+from siyu.customers.selectors import (
+    ExportFile,
+    access_customer,
+    customer_export_get,
+    customer_export_path,
+    customer_list,
+    customer_pii,
+)
+from siyu.tags.selectors import tag_list
+
+logger = logging.getLogger(__name__)
 
 MAX_NAME = 64
 MAX_CITY = 50
@@ -161,14 +177,20 @@ def customer_update(*, actor: Actor, customer_id: int, changes: dict[str, Any]) 
     if "phone" in changes:
         phone = _clean_phone(changes["phone"] or "")
         new_hash = pii.phone_hash(phone) if phone else ""
-        if new_hash and Identity.objects.filter(
-            tenant_id=actor.tenant_id, kind=Identity.Kind.PHONE, value=new_hash
-        ).exclude(customer_id=customer.id).exists():
+        if (
+            new_hash
+            and Identity.objects.filter(tenant_id=actor.tenant_id, kind=Identity.Kind.PHONE, value=new_hash)
+            .exclude(customer_id=customer.id)
+            .exists()
+        ):
             raise Conflict("another customer already has this phone", field="phone")
         Identity.objects.filter(customer=customer, kind=Identity.Kind.PHONE).delete()
         if new_hash:
             Identity.objects.create(
-                tenant_id=actor.tenant_id, customer=customer, kind=Identity.Kind.PHONE, value=new_hash,
+                tenant_id=actor.tenant_id,
+                customer=customer,
+                kind=Identity.Kind.PHONE,
+                value=new_hash,
                 created_at=timezone.now(),
             )
         customer.phone_enc = pii.encrypt(phone, field="phone")
@@ -260,9 +282,11 @@ def follow_relation_add(
 def follow_relation_delete(*, actor: Actor, customer_id: int, guide_id: int, by_customer: bool) -> FollowRelation:
     """Mark a follow relation deleted, by the customer (流失) or by the guide."""
     customer = access_customer(actor=actor, customer_id=customer_id)
-    relation = FollowRelation.objects.select_for_update().filter(
-        tenant_id=actor.tenant_id, customer=customer, guide_id=guide_id
-    ).first()
+    relation = (
+        FollowRelation.objects.select_for_update()
+        .filter(tenant_id=actor.tenant_id, customer=customer, guide_id=guide_id)
+        .first()
+    )
     if relation is None:
         raise ValidationFailed("this guide has no relation with the customer", field="guide_id")
     now = timezone.now()
@@ -290,25 +314,222 @@ def customer_reveal(*, actor: Actor, customer_id: int, ip: str | None = None) ->
 
 
 EXPORT_HEADER = ["id", "name", "phone", "city", "lifecycle_stage", "owner_guide", "created_at"]
+EXPORT_FILTERS = ("q", "tag_ids", "lifecycle_stage", "store_id", "guide_id")
+EXPORT_BATCH_SIZE = 500
+MAX_QUERY = 100
+
+
+def _export_row(customer: Customer, *, reveal: bool) -> list[Any]:
+    """One CSV row; name and phone masked unless `reveal` (the caller audits either way)."""
+    data = customer_pii(customer)
+    name, phone = data["name"], data["phone"]
+    if not reveal:
+        name, phone = pii.mask_name(name), pii.mask_phone(phone)
+    return [
+        customer.id, name, phone, customer.city, customer.lifecycle_stage,
+        customer.owner_guide.name if customer.owner_guide else "", customer.created_at.isoformat(),
+    ]
 
 
 def customer_export_csv(
     *, actor: Actor, customers: Iterable[Customer], reveal: bool, ip: str | None = None, filters: dict[str, Any]
 ) -> str:
-    """Customers as CSV (masked unless `reveal`), writing a `pii.export` audit row with the filters used."""
+    """Customers as CSV (masked unless `reveal`), writing a `pii.export` audit row with the filters used.
+
+    For small, synchronous exports; anything the size of a brand goes through `customer_export_request`.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_HEADER)
     count = 0
     for customer in customers:
-        data = customer_pii(customer)
-        name, phone = (data["name"], data["phone"]) if reveal else (pii.mask_name(data["name"]), pii.mask_phone(data["phone"]))
-        writer.writerow([
-            customer.id, name, phone, customer.city, customer.lifecycle_stage,
-            customer.owner_guide.name if customer.owner_guide else "", customer.created_at.isoformat(),
-        ])
+        writer.writerow(_export_row(customer, reveal=reveal))
         count += 1
     audit_record(
-        actor=actor, action="pii.export", target_type="customer", detail={"rows": count, "revealed": reveal, "filters": filters}, ip=ip,
+        actor=actor, action="pii.export", target_type="customer",
+        detail={"rows": count, "revealed": reveal, "filters": filters}, ip=ip,
     )
     return buffer.getvalue()
+
+
+def _clean_id(value: Any, field: str) -> int:
+    # Console forms send ids as strings, the API as integers; bool is an int subclass and never an id.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValidationFailed(f"{field} must be a positive integer id", field=field)
+    return value
+
+
+def _clean_export_filters(*, actor: Actor, filters: Any) -> dict[str, Any]:
+    """Validate export filters against the actor's scope; the result is what `customer_list` accepts.
+
+    Empty values are dropped, so the stored filters show only what narrowed the export.
+    """
+    if not isinstance(filters, dict):
+        raise ValidationFailed("filters must be an object", field="filters")
+    unknown = sorted(set(filters) - set(EXPORT_FILTERS))
+    if unknown:
+        raise ValidationFailed(f"unknown filter {unknown[0]!r}; use {', '.join(EXPORT_FILTERS)}", field=unknown[0])
+    clean: dict[str, Any] = {}
+    q = filters.get("q")
+    if q not in (None, ""):
+        if not isinstance(q, str) or len(q.strip()) > MAX_QUERY:
+            raise ValidationFailed(f"q must be text of at most {MAX_QUERY} characters", field="q")
+        if q.strip():
+            clean["q"] = q.strip()
+    tag_ids = filters.get("tag_ids")
+    if tag_ids not in (None, "", []):
+        if not isinstance(tag_ids, list):
+            raise ValidationFailed("tag_ids must be a list of tag ids", field="tag_ids")
+        ids = list(dict.fromkeys(_clean_id(t, "tag_ids") for t in tag_ids))
+        found = set(tag_list(actor=actor).filter(id__in=ids).values_list("id", flat=True))
+        missing = [t for t in ids if t not in found]
+        if missing:
+            raise ValidationFailed(f"tag {missing[0]} not found", field="tag_ids")
+        clean["tag_ids"] = ids
+    stage = filters.get("lifecycle_stage")
+    if stage not in (None, ""):
+        clean["lifecycle_stage"] = _clean_choice(stage, LifecycleStage.values, "lifecycle_stage")
+    for field, access in (("store_id", access_store), ("guide_id", access_guide)):
+        value = filters.get(field)
+        if value in (None, ""):
+            continue
+        object_id = _clean_id(value, field)
+        try:
+            # Only ids inside the actor's scope: naming another store would still export nothing,
+            # but should say so rather than produce an empty file.
+            access(actor=actor, **{field: object_id})
+        except NotFound as exc:
+            raise ValidationFailed(exc.message, field=field) from exc
+        clean[field] = object_id
+    return clean
+
+
+@transaction.atomic
+def customer_export_request(
+    *, actor: Actor, filters: dict[str, Any], reveal: bool, ip: str | None = None
+) -> CustomerExport:
+    """Ask for a CSV export of the customers matching `filters`; a background job writes it after commit.
+
+    Only HQ admins may export unmasked personal data (`reveal`). Follow the export with `customer_export_get`.
+    """
+    from siyu.customers.tasks import customer_export_run  # tasks import this module: import late, no cycle
+
+    if actor.user_id is None:
+        raise ValidationFailed("an export needs a requesting user to scope and audit it", field="actor")
+    if reveal and not actor.is_brand_wide:
+        raise PermissionDenied("only HQ admins may export unmasked personal data", field="reveal")
+    clean = _clean_export_filters(actor=actor, filters=filters)
+    export = CustomerExport.objects.create(
+        tenant_id=actor.tenant_id, requested_by_id=actor.user_id, requested_ip=ip, filters=clean, reveal=reveal
+    )
+    audit_record(
+        actor=actor, action="customer_export.request", target_type="customer_export", target_id=export.id,
+        detail={"filters": clean, "revealed": reveal}, ip=ip,
+    )
+    enqueue_on_commit(customer_export_run, export.id)
+    return export
+
+
+def _requester_actor(export: CustomerExport) -> Actor:
+    """The requester as they are now: a changed role or scope applies to an export still in the queue."""
+    membership = (
+        membership_for(user_id=export.requested_by_id, tenant_id=export.tenant_id) if export.requested_by_id else None
+    )
+    if membership is None:
+        raise PermissionDenied("the requester no longer belongs to this brand", field="requested_by")
+    actor = Actor.from_membership(membership)
+    if export.reveal and not actor.is_brand_wide:
+        raise PermissionDenied("the requester may no longer export unmasked personal data", field="reveal")
+    return actor
+
+
+def _export_batches(rows: QuerySet[Customer], batch_size: int) -> Iterator[list[Customer]]:
+    """`rows` (ordered newest first, as customer_list orders them) in batches, by keyset rather than OFFSET.
+
+    Each batch is its own short query, so a long export holds no cursor or transaction open, and rows added
+    while it runs cannot shift a page boundary and duplicate a customer.
+    """
+    batch = list(rows[:batch_size])
+    while batch:
+        yield batch
+        last = batch[-1]
+        batch = list(
+            rows.filter(Q(created_at__lt=last.created_at) | Q(created_at=last.created_at, id__lt=last.id))[:batch_size]
+        )
+
+
+def customer_export_execute(*, export_id: int, batch_size: int = EXPORT_BATCH_SIZE) -> CustomerExport | None:
+    """Run a pending export: write its CSV in batches, keeping `progress` current, then audit and mark it done.
+
+    Claims the export first, so a job delivered twice (or run by two workers) writes one file and one audit
+    row; returns None when there was nothing to claim. Any error marks the export failed with its message
+    instead of propagating: the worker carries on, and the requester sees why.
+    """
+    claimed = CustomerExport.objects.filter(id=export_id, status=CustomerExport.Status.PENDING).update(
+        status=CustomerExport.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        logger.info("customer export %s is not pending; nothing to do", export_id)
+        return None
+    export = CustomerExport.objects.get(id=export_id)
+    path = customer_export_path(export)
+    partial = path.with_name(path.name + ".part")
+    try:
+        actor = _requester_actor(export)
+        rows = customer_list(actor=actor, **export.filters)
+        CustomerExport.objects.filter(id=export.id).update(total=rows.count())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        # utf-8-sig: Excel, which most brands open exports with, reads Chinese text as mojibake without the BOM.
+        with partial.open("w", encoding="utf-8-sig", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(EXPORT_HEADER)
+            for batch in _export_batches(rows, batch_size):
+                writer.writerows(_export_row(customer, reveal=export.reveal) for customer in batch)
+                written += len(batch)
+                CustomerExport.objects.filter(id=export.id).update(progress=written)
+        # The final name appears only complete: a download never serves a half-written file.
+        os.replace(partial, path)
+        with transaction.atomic():
+            # `total` becomes what was written: customers added or removed since the count do not leave the
+            # progress bar short of (or past) 100%.
+            CustomerExport.objects.filter(id=export.id).update(
+                status=CustomerExport.Status.DONE, progress=written, total=written,
+                file_name=str(path.relative_to(settings.MEDIA_ROOT)), finished_at=timezone.now(),
+            )
+            audit_record(
+                actor=actor, action="pii.export", target_type="customer_export", target_id=export.id,
+                detail={"rows": written, "revealed": export.reveal, "filters": export.filters},
+                ip=export.requested_ip,
+            )
+    except Exception as exc:
+        logger.exception("customer export %s failed", export.id)
+        # A failed export leaves no personal data behind, complete or partial. Best effort: when the
+        # directory itself is the problem, there is nothing to remove either.
+        for leftover in (partial, path):
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
+        CustomerExport.objects.filter(id=export.id).update(
+            status=CustomerExport.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:1000],
+            finished_at=timezone.now(),
+        )
+    export.refresh_from_db()
+    return export
+
+
+def customer_export_download(*, actor: Actor, export_id: int, ip: str | None = None) -> ExportFile:
+    """A finished export's file, for a download the caller streams; audited, as the file holds personal data."""
+    export = customer_export_get(actor=actor, export_id=export_id)
+    if export.status != CustomerExport.Status.DONE:
+        raise Conflict(f"export {export_id} is {export.status}, not done", field="export_id")
+    path = customer_export_path(export)
+    if not path.is_file():
+        raise NotFound(f"the file of export {export_id} is gone", field="export_id")
+    audit_record(
+        actor=actor, action="customer_export.download", target_type="customer_export", target_id=export.id,
+        detail={"revealed": export.reveal}, ip=ip,
+    )
+    stamp = timezone.localtime(export.created_at).strftime("%Y%m%d-%H%M")
+    return ExportFile(path=path, download_name=f"customers-{stamp}-{export.id}.csv", revealed=export.reveal)

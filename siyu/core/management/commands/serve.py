@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from siyu.core.jobs import needs_worker
 from siyu.core.models import Tenant
 
 DEMO_SLUG = "demo"
@@ -51,7 +52,8 @@ class Command(BaseCommand):
             "5",
         ]
         procs = [subprocess.Popen(web)]  # noqa: S603 - fixed argv, no shell
-        if not options["no_worker"]:
+        # The immediate backend runs jobs in the web process: a worker would have nothing to do.
+        if not options["no_worker"] and needs_worker():
             procs.append(subprocess.Popen([sys.executable, "-m", "siyu.cli", "worker"]))
         self._banner(bind)
         stopping = False

@@ -1,0 +1,111 @@
+"""`siyu worker`: run the background-job worker of the configured backend, on the fast and default queues.
+
+Which worker runs follows the TASKS setting, i.e. the environment:
+
+    siyu worker                                   # SIYU_TASKS_BACKEND=db (default): django-tasks-db's db_worker
+    SIYU_TASKS_BACKEND=rq REDIS_URL=redis://host:6379/0 siyu worker
+                                                  # an RQ worker (django-tasks-rq's Job class) on Redis
+
+Switching to Redis needs nothing but those two variables, set for the web processes and the workers alike;
+start as many RQ workers, on as many hosts, as the load needs. With SIYU_TASKS_BACKEND=immediate jobs run in
+the web process after commit and there is nothing for a worker to do.
+
+`--burst` processes what is queued and exits (tests, cron-style runs). `--in-process` (RQ only) runs each job
+in the worker process (rq.SimpleWorker) instead of a forked work horse: what tests need, since a fork would
+not share their database connection; the database worker always runs jobs in-process.
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from siyu.core.jobs import backend_kind, backend_queues
+
+
+class Command(BaseCommand):
+    help = "Run the background-job worker of the configured backend (SIYU_TASKS_BACKEND=db|rq)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--burst", action="store_true", help="process the queued jobs, then exit")
+        parser.add_argument(
+            "--queues",
+            default="",
+            help="comma-separated queues to work on (default: every queue of the backend, fast first)",
+        )
+        parser.add_argument(
+            "--in-process",
+            action="store_true",
+            help="rq: run jobs in the worker process (rq.SimpleWorker), without forking a work horse",
+        )
+        parser.add_argument("--max-jobs", type=int, default=None, help="exit after this many jobs")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        kind = backend_kind()
+        configured = backend_queues()
+        queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or configured
+        unknown = sorted(set(queues) - set(configured))
+        if unknown:
+            raise CommandError(f"unknown queue {unknown[0]!r}: the backend has {', '.join(configured)}")
+        if kind == "db":
+            self._db_worker(
+                queues, burst=options["burst"], max_jobs=options["max_jobs"], verbosity=options["verbosity"]
+            )
+        elif kind == "rq":
+            self._rq_worker(
+                queues,
+                burst=options["burst"],
+                in_process=options["in_process"],
+                max_jobs=options["max_jobs"],
+                verbosity=options["verbosity"],
+            )
+        elif kind == "immediate":
+            raise CommandError(
+                "SIYU_TASKS_BACKEND=immediate runs jobs in the web process; no worker is needed. "
+                "Set SIYU_TASKS_BACKEND=db or rq to run jobs in a worker."
+            )
+        else:
+            raise CommandError(
+                "siyu worker knows the db and rq backends only; set SIYU_TASKS_BACKEND=db or rq "
+                "(TASKS['default'] is a backend it cannot run)"
+            )
+
+    def _db_worker(self, queues: list[str], *, burst: bool, max_jobs: int | None, verbosity: int) -> None:
+        self.stdout.write(f"siyu worker: database backend, queues {', '.join(queues)}")
+        call_command(
+            "db_worker",
+            queue_name=",".join(queues),
+            batch=burst,
+            reload=False,
+            # The start-up jitter spreads a fleet's polling; a burst run wants its jobs done now.
+            startup_delay=not burst,
+            max_tasks=max_jobs,
+            verbosity=verbosity,
+            stdout=self.stdout,
+            stderr=self.stderr,
+        )
+
+    def _rq_worker(
+        self, queues: list[str], *, burst: bool, in_process: bool, max_jobs: int | None, verbosity: int
+    ) -> None:
+        # Imported here so the database set-up never needs redis or rq.
+        from django_rq.workers import get_worker
+        from django_tasks_rq import Job
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from rq import SimpleWorker, Worker
+
+        worker = get_worker(*queues, job_class=Job, worker_class=SimpleWorker if in_process else Worker)
+        self.stdout.write(f"siyu worker: RQ backend on {worker.connection}, queues {', '.join(queues)}")
+        if not in_process:
+            # A forked work horse must not share the parent's database sockets.
+            connections.close_all()
+        level = "DEBUG" if verbosity >= 2 else "WARNING" if verbosity == 0 else "INFO"
+        try:
+            # The scheduler moves jobs enqueued with run_after into their queue when due.
+            worker.work(burst=burst, with_scheduler=True, max_jobs=max_jobs, logging_level=level)
+        except RedisConnectionError as exc:
+            raise CommandError(f"cannot reach Redis for the RQ worker: {exc}") from exc
