@@ -50,6 +50,8 @@ class Command(BaseCommand):
             "-",
             "--graceful-timeout",
             "5",
+            # gunicorn ≥ 25 opens ~/.gunicorn/gunicorn.ctl by default; two servers (siyu + emulator) would clash.
+            "--no-control-socket",
         ]
         procs = [subprocess.Popen(web)]  # noqa: S603 - fixed argv, no shell
         # The immediate backend runs jobs in the web process: a worker would have nothing to do.
