@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "siyu.tags",
     "siyu.analytics",
     "siyu.commerce",
+    "siyu.wecom",
+    "siyu.emulator",
     "siyu.api",
     "siyu.console",
     "siyu.demo",
@@ -153,13 +155,23 @@ RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
 
 SIYU_PAGE_SIZE = env_int("SIYU_PAGE_SIZE", 25)
 
+# WeCom: a callback whose timestamp is further than this from our clock (seconds) is refused as a replay;
+# API calls time out after SIYU_WECOM_TIMEOUT seconds (WeCom answers in well under one).
+SIYU_WECOM_CALLBACK_MAX_SKEW = env_int("SIYU_WECOM_CALLBACK_MAX_SKEW", 300)
+SIYU_WECOM_TIMEOUT = env_int("SIYU_WECOM_TIMEOUT", 10)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("SIYU_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request URL at INFO; WeCom URLs carry the app secret (gettoken) or the access token.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 os.makedirs(VAR_DIR, exist_ok=True)

@@ -3,6 +3,7 @@ from django.views.i18n import set_language
 
 urlpatterns = [
     path("api/v1/", include("siyu.api.urls")),
+    path("wecom/", include("siyu.wecom.urls")),
     path("i18n/setlang/", set_language, name="set_language"),
     path("", include("siyu.console.urls")),
 ]

@@ -80,6 +80,15 @@ def access_customer(*, actor: Actor, customer_id: int, for_update: bool = False)
     return customer
 
 
+def customer_by_identity(*, actor: Actor, kind: str, value: str) -> Customer | None:
+    """The customer in scope holding identity (kind, value); `value` as stored (phones as their keyed hash)."""
+    return (
+        customer_scope(actor=actor)
+        .filter(identities__tenant_id=actor.tenant_id, identities__kind=kind, identities__value=value)
+        .first()
+    )
+
+
 def customer_pii(customer: Customer) -> dict[str, str]:
     """Decrypted personal data. Callers showing it to a person must audit (see services.customer_reveal)."""
     return {

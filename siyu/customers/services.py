@@ -33,6 +33,7 @@ from siyu.customers.models import Customer, CustomerExport, FollowRelation, Gend
 from siyu.customers.selectors import (
     ExportFile,
     access_customer,
+    customer_by_identity,
     customer_export_get,
     customer_export_path,
     customer_list,
@@ -160,6 +161,40 @@ def customer_create(
     return customer
 
 
+def customer_get_or_create_by_identity(
+    *,
+    actor: Actor,
+    kind: str,
+    value: str,
+    source: str,
+    created_at: dt.datetime | None = None,
+    owner_guide_id: int | None = None,
+) -> tuple[Customer, bool]:
+    """The customer holding identity (kind, value); a new customer with just that identity if nobody holds it.
+
+    Returns (customer, created). Safe when two jobs meet the same new identity at once: they race on the
+    identity's unique constraint, and the loser returns the winner's customer.
+    """
+    stored = _identity_value(kind, value)
+    existing = customer_by_identity(actor=actor, kind=kind, value=stored)
+    if existing is not None:
+        return existing, False
+    try:
+        customer = customer_create(
+            actor=actor,
+            source=source,
+            owner_guide_id=owner_guide_id,
+            identities=[IdentityInput(kind=kind, value=value)],
+            created_at=created_at,
+        )
+    except Conflict:
+        existing = customer_by_identity(actor=actor, kind=kind, value=stored)
+        if existing is None:  # held by a customer outside the actor's scope: still a conflict for this actor
+            raise
+        return existing, False
+    return customer, True
+
+
 UPDATABLE = ("name", "phone", "gender", "city", "lifecycle_stage", "intent_level", "owner_guide_id")
 
 
@@ -279,8 +314,13 @@ def follow_relation_add(
 
 
 @transaction.atomic
-def follow_relation_delete(*, actor: Actor, customer_id: int, guide_id: int, by_customer: bool) -> FollowRelation:
-    """Mark a follow relation deleted, by the customer (流失) or by the guide."""
+def follow_relation_delete(
+    *, actor: Actor, customer_id: int, guide_id: int, by_customer: bool, at: dt.datetime | None = None
+) -> FollowRelation:
+    """Mark a follow relation deleted, by the customer (流失) or by the guide, at `at` (default: now).
+
+    WeCom callbacks pass the event's CreateTime, so the timeline shows when it happened, not when it was processed.
+    """
     customer = access_customer(actor=actor, customer_id=customer_id)
     relation = (
         FollowRelation.objects.select_for_update()
@@ -289,7 +329,7 @@ def follow_relation_delete(*, actor: Actor, customer_id: int, guide_id: int, by_
     )
     if relation is None:
         raise ValidationFailed("this guide has no relation with the customer", field="guide_id")
-    now = timezone.now()
+    now = at or timezone.now()
     relation.status = (
         FollowRelation.Status.DELETED_BY_CUSTOMER if by_customer else FollowRelation.Status.DELETED_BY_GUIDE
     )

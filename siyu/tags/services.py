@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -117,3 +119,134 @@ def customer_tag_remove(*, actor: Actor, customer_id: int, tag_id: int) -> bool:
             properties={"tag_id": tag.id, "tag": tag.name},
         )
     return bool(deleted)
+
+
+# -- mirroring WeCom corp tags (标签库同步) ---------------------------------------------------------------------
+
+MAX_ORDER = 2**31 - 1  # WeCom orders go up to 2^32 - 1; the column is a signed 32-bit integer on PostgreSQL
+
+
+@dataclass(frozen=True)
+class WeComTagInput:
+    """One corp tag as WeCom reports it (get_corp_tag_list)."""
+
+    wecom_tag_id: str
+    name: str
+    order: int = 0
+
+
+@transaction.atomic
+def tag_group_upsert_wecom(
+    *, actor: Actor, wecom_group_id: str, name: str, order: int = 0, tags: Sequence[WeComTagInput] = ()
+) -> TagGroup:
+    """Mirror a WeCom corp tag group and the given tags of it, matched by WeCom id, else adopting by name.
+
+    Idempotent: a second call with the same data changes nothing and writes no audit row. Tags not listed are
+    left alone, because WeCom answers a query by tag id with only that tag of its group.
+    """
+    _require_hq(actor)
+    name = _clean_tag_name(name, "name")
+    groups = TagGroup.objects.select_for_update().filter(tenant_id=actor.tenant_id)
+    # A group siyu created by hand and WeCom reported back under the same name is one group, not two.
+    group = groups.filter(wecom_group_id=wecom_group_id).first() or groups.filter(name=name, wecom_group_id="").first()
+    changed: list[str] = []
+    if group is None:
+        if groups.filter(name=name).exists():
+            raise Conflict(f"tag group {name!r} is linked to another WeCom group", field="name")
+        group = TagGroup.objects.create(
+            tenant_id=actor.tenant_id, name=name, order=min(order, MAX_ORDER), wecom_group_id=wecom_group_id
+        )
+        changed.append("group created")
+    else:
+        updates = {"name": name, "order": min(order, MAX_ORDER), "wecom_group_id": wecom_group_id}
+        dirty = [field for field, value in updates.items() if getattr(group, field) != value]
+        if "name" in dirty and groups.filter(name=name).exclude(id=group.id).exists():
+            raise Conflict(f"another tag group is already called {name!r}", field="name")
+        for field in dirty:
+            setattr(group, field, updates[field])
+        if dirty:
+            group.save(update_fields=dirty)
+            changed.append("group " + ", ".join(dirty))
+    for item in tags:
+        tag_name = _clean_tag_name(item.name, "tags")
+        in_group = Tag.objects.select_for_update().filter(group=group)
+        tag = (
+            Tag.objects.select_for_update().filter(tenant_id=actor.tenant_id, wecom_tag_id=item.wecom_tag_id).first()
+            or in_group.filter(name=tag_name, wecom_tag_id="").first()
+        )
+        if tag is None:
+            if in_group.filter(name=tag_name).exists():
+                raise Conflict(f"tag {tag_name!r} is linked to another WeCom tag", field="tags")
+            Tag.objects.create(
+                tenant_id=actor.tenant_id,
+                group=group,
+                name=tag_name,
+                order=min(item.order, MAX_ORDER),
+                wecom_tag_id=item.wecom_tag_id,
+            )
+            changed.append(f"tag {item.wecom_tag_id} created")
+            continue
+        updates = {
+            "group_id": group.id,
+            "name": tag_name,
+            "order": min(item.order, MAX_ORDER),
+            "wecom_tag_id": item.wecom_tag_id,
+        }
+        dirty = [field for field, value in updates.items() if getattr(tag, field) != value]
+        if dirty:
+            for field in dirty:
+                setattr(tag, field, updates[field])
+            tag.save(update_fields=dirty)
+            changed.append(f"tag {item.wecom_tag_id} " + ", ".join(dirty))
+    if changed:
+        audit_record(
+            actor=actor,
+            action="tag_group.sync_wecom",
+            target_type="tag_group",
+            target_id=group.id,
+            detail={"wecom_group_id": wecom_group_id, "changes": changed},
+        )
+    return group
+
+
+@transaction.atomic
+def tag_delete_wecom(*, actor: Actor, wecom_tag_id: str) -> bool:
+    """Remove the tag mirroring a deleted WeCom corp tag (and its taggings); False when there is none.
+
+    No per-customer tag.removed events: the tag left the catalogue, the audit row records how many it carried.
+    """
+    _require_hq(actor)
+    tag = Tag.objects.filter(tenant_id=actor.tenant_id, wecom_tag_id=wecom_tag_id).first()
+    if tag is None:
+        return False
+    tag_id = tag.id
+    carried = CustomerTag.objects.filter(tag=tag).count()
+    tag.delete()
+    audit_record(
+        actor=actor,
+        action="tag.delete_wecom",
+        target_type="tag",
+        target_id=tag_id,
+        detail={"wecom_tag_id": wecom_tag_id, "name": tag.name, "customer_tags": carried},
+    )
+    return True
+
+
+@transaction.atomic
+def tag_group_delete_wecom(*, actor: Actor, wecom_group_id: str) -> bool:
+    """Remove the group mirroring a deleted WeCom tag group, with its tags; False when there is none."""
+    _require_hq(actor)
+    group = TagGroup.objects.filter(tenant_id=actor.tenant_id, wecom_group_id=wecom_group_id).first()
+    if group is None:
+        return False
+    group_id = group.id
+    carried = CustomerTag.objects.filter(tag__group=group).count()
+    group.delete()
+    audit_record(
+        actor=actor,
+        action="tag_group.delete_wecom",
+        target_type="tag_group",
+        target_id=group_id,
+        detail={"wecom_group_id": wecom_group_id, "name": group.name, "customer_tags": carried},
+    )
+    return True

@@ -1,0 +1,461 @@
+"""The typed WeCom API client: the only module that talks to WeCom (or to the emulator, by base URL).
+
+* Tokens: one access_token per (corp, secret), cached in Django's cache until shortly before it expires, fetched
+  by one caller at a time (a lock in the process, and a cache-based lock across processes), refreshed once and
+  the call retried when WeCom says the token is invalid or expired (40014, 42001, 40001).
+* Retries with exponential backoff and jitter on rate limits (45009), "system busy" (-1), timeouts, connection
+  errors, HTTP 5xx and unreadable bodies. A call that may have reached WeCom (read timeout, 5xx, truncated body)
+  is retried only when it is idempotent; a connection that never opened is always safe to retry.
+* Any other errcode raises WeComAPIError(errcode, errmsg, endpoint). Secrets and tokens never appear in errors
+  or logs: endpoints are named by path only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NotRequired, Self, TypedDict, cast
+
+import httpx
+from django.core.cache import BaseCache, caches
+
+from siyu.wecom.errors import WeComAPIError, WeComTransportError
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid credential, invalid token, expired token
+RETRYABLE_ERRORS = frozenset({-1, 45009})  # system busy, frequency limit
+TOKEN_MARGIN = 300  # seconds before WeCom's expiry that a cached token is dropped
+MAX_PAGE = 100  # batch/get_by_user clamps limit to 100
+
+
+# -- response shapes (wecom-api.md §4; fields WeCom may omit are NotRequired) -------------------------------------
+
+
+class Department(TypedDict):
+    id: int
+    name: str
+    parentid: int
+    order: NotRequired[int]
+    name_en: NotRequired[str]
+    department_leader: NotRequired[list[str]]
+
+
+class Member(TypedDict):
+    userid: str
+    name: str
+    department: list[int]
+    status: NotRequired[int]  # 1 active, 2 disabled, 4 not yet activated, 5 left
+    mobile: NotRequired[str]
+    position: NotRequired[str]
+    main_department: NotRequired[int]
+
+
+class ExternalContact(TypedDict):
+    external_userid: str
+    name: str
+    type: int  # 1 WeChat user, 2 WeCom user
+    avatar: NotRequired[str]
+    gender: NotRequired[int]
+    unionid: NotRequired[str]
+    position: NotRequired[str]
+    corp_name: NotRequired[str]
+    corp_full_name: NotRequired[str]
+
+
+class FollowUserTag(TypedDict):
+    group_name: str
+    tag_name: str
+    type: int  # 1 corp tag, 2 user-defined, 3 rule-group
+    tag_id: NotRequired[str]
+
+
+class FollowUser(TypedDict):
+    userid: str
+    createtime: int
+    remark: NotRequired[str]
+    description: NotRequired[str]
+    tags: NotRequired[list[FollowUserTag]]
+    remark_corp_name: NotRequired[str]
+    remark_mobiles: NotRequired[list[str]]
+    oper_userid: NotRequired[str]
+    add_way: NotRequired[int]
+    state: NotRequired[str]
+
+
+class ContactDetail(TypedDict):
+    """externalcontact/get: one customer and (a page of) its followers."""
+
+    external_contact: ExternalContact
+    follow_user: list[FollowUser]
+    next_cursor: NotRequired[str]
+
+
+class FollowInfo(TypedDict):
+    userid: str
+    createtime: int
+    remark: NotRequired[str]
+    description: NotRequired[str]
+    tag_id: NotRequired[list[str]]
+    remark_corp_name: NotRequired[str]
+    remark_mobiles: NotRequired[list[str]]
+    oper_userid: NotRequired[str]
+    add_way: NotRequired[int]
+    state: NotRequired[str]
+
+
+class ContactWithFollowInfo(TypedDict):
+    external_contact: ExternalContact
+    follow_info: FollowInfo
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    """One page of batch/get_by_user; `next_cursor` is "" on the last page. Store it to resume a sync."""
+
+    contacts: list[ContactWithFollowInfo]
+    next_cursor: str
+
+
+class CorpTag(TypedDict):
+    id: str
+    name: str
+    create_time: NotRequired[int]
+    order: NotRequired[int]
+    deleted: NotRequired[bool]
+
+
+class CorpTagGroup(TypedDict):
+    group_id: str
+    group_name: str
+    create_time: NotRequired[int]
+    order: NotRequired[int]
+    deleted: NotRequired[bool]
+    tag: list[CorpTag]
+
+
+class NewTag(TypedDict):
+    name: str
+    order: NotRequired[int]
+
+
+# -- retries -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient failures are retried (`attempts` counts the first try)."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": between half and all of base * 2^(attempt-1), capped."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        # Jitter spreads the retries of many workers hit by the same rate limit; it is not security-relevant.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
+
+
+class _Transient(Exception):
+    """A failed exchange worth retrying; `maybe_applied` when WeCom may have acted on the request."""
+
+    def __init__(self, message: str, *, maybe_applied: bool) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+
+
+# Per-process locks, one per token cache key, so threads of one worker fetch a token once.
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _process_lock(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+class WeComClient:
+    """WeCom's server API for one corp and one app secret (the customer-contact secret or an app's)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        corp_id: str,
+        secret: str,
+        timeout: float = 10.0,
+        *,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        cache: BaseCache | None = None,
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.corp_id = corp_id
+        self._secret = secret
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._cache = cache or caches["default"]
+        # Keyed by a hash of the secret: two apps of one corp have two tokens, and no secret sits in a cache key.
+        digest = hashlib.sha256(f"{corp_id}\0{secret}\0{self.base_url}".encode()).hexdigest()[:24]
+        self._token_key = f"wecom:token:{corp_id}:{digest}"
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            headers={"User-Agent": "siyu-wecom/1"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------------------------------------------
+
+    def _exchange(self, method: str, path: str, params: dict[str, Any], body: Any | None) -> dict[str, Any]:
+        """One HTTP exchange; raises _Transient for anything worth retrying."""
+        try:
+            response = self._http.request(method, path, params=params, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _Transient(f"cannot connect: {type(exc).__name__}", maybe_applied=False) from exc
+        except httpx.TransportError as exc:  # read/write timeouts, protocol errors: the request may have landed
+            raise _Transient(type(exc).__name__, maybe_applied=True) from exc
+        if response.status_code >= 500:
+            raise _Transient(f"HTTP {response.status_code}", maybe_applied=True)
+        if response.status_code != 200:
+            raise WeComTransportError(f"HTTP {response.status_code}", path)
+        try:
+            data = response.json()
+        except ValueError as exc:  # a truncated or non-JSON body
+            raise _Transient("unreadable body", maybe_applied=True) from exc
+        if not isinstance(data, dict):
+            raise _Transient("body is not a JSON object", maybe_applied=True)
+        return data
+
+    def _request(
+        self, method: str, path: str, params: dict[str, Any], body: Any | None, *, idempotent: bool
+    ) -> dict[str, Any]:
+        """Exchange with retries on transient failures and on WeCom's retryable errcodes; returns errcode-0 data.
+
+        Token errors are returned to the caller (with their errcode) so it can refresh the token.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                data = self._exchange(method, path, params, body)
+            except _Transient as exc:
+                if (exc.maybe_applied and not idempotent) or attempt >= self.retry.attempts:
+                    raise WeComTransportError(str(exc), path) from exc
+                logger.info("WeCom %s: %s, retry %d", path, exc, attempt)
+                self._sleep(self.retry.delay(attempt))
+                continue
+            errcode = _errcode(data)
+            if errcode in RETRYABLE_ERRORS and attempt < self.retry.attempts:
+                # WeCom refused the call without acting on it, so even a non-idempotent call is safe to repeat.
+                logger.info("WeCom %s: errcode %s, retry %d", path, errcode, attempt)
+                self._sleep(self.retry.delay(attempt))
+                continue
+            return data
+
+    # -- token -------------------------------------------------------------------------------------------------
+
+    def _fetch_token(self) -> tuple[str, int]:
+        data = self._request(
+            "GET", "gettoken", {"corpid": self.corp_id, "corpsecret": self._secret}, None, idempotent=True
+        )
+        errcode = _errcode(data)
+        if errcode != 0:
+            # A wrong secret stays wrong: no refresh loop (and WeCom blocks callers that keep trying).
+            raise WeComAPIError(errcode, str(data.get("errmsg", "")), "gettoken")
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WeComTransportError("gettoken returned no access_token", "gettoken")
+        expires_in = data.get("expires_in")
+        return token, expires_in if isinstance(expires_in, int) and expires_in > 0 else 7200
+
+    def access_token(self, *, stale: str | None = None) -> str:
+        """A valid token: the cached one, unless it is `stale` (WeCom just rejected it), then a fresh one.
+
+        Only one caller fetches: threads of this process queue on a lock; other processes wait on a cache lock
+        (bounded: a holder that died releases it after 30 s). Whoever waited re-reads the cache first, so a
+        token rejected by many concurrent calls is refreshed once.
+        """
+        token = self._cache.get(self._token_key)
+        if token and token != stale:
+            return cast(str, token)
+        with _process_lock(self._token_key):
+            token = self._cache.get(self._token_key)
+            if token and token != stale:
+                return cast(str, token)
+            lock_key = self._token_key + ":lock"
+            deadline = time.monotonic() + 10
+            while not self._cache.add(lock_key, "1", timeout=30):
+                time.sleep(0.05)  # a real wait: another process is fetching right now
+                token = self._cache.get(self._token_key)
+                if token and token != stale:
+                    return cast(str, token)
+                if time.monotonic() > deadline:
+                    break
+            try:
+                token, expires_in = self._fetch_token()
+                self._cache.set(self._token_key, token, timeout=max(expires_in - TOKEN_MARGIN, 60))
+            finally:
+                self._cache.delete(lock_key)
+            return token
+
+    # -- calls -------------------------------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any | None = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        """Call `path` with the access token; returns the response when errcode is 0, else raises WeComAPIError."""
+        token = self.access_token()
+        refreshed = False
+        while True:
+            data = self._request(method, path, {**(params or {}), "access_token": token}, body, idempotent=idempotent)
+            errcode = _errcode(data)
+            if errcode == 0:
+                return data
+            if errcode in TOKEN_ERRORS and not refreshed:
+                # Invalidated early or expired under us: refresh once (shared with concurrent callers) and retry.
+                refreshed = True
+                logger.info("WeCom %s: errcode %s, refreshing the access token", path, errcode)
+                token = self.access_token(stale=token)
+                continue
+            raise WeComAPIError(errcode, str(data.get("errmsg", "")), path)
+
+    # Members and departments.
+
+    def department_list(self, department_id: int | None = None) -> list[Department]:
+        """department/list: the department and its sub-departments (all visible ones when no id is given)."""
+        params = {"id": department_id} if department_id is not None else {}
+        return cast(list[Department], self.call("GET", "department/list", params=params).get("department", []))
+
+    def user_list(self, department_id: int, *, fetch_child: bool = False) -> list[Member]:
+        """user/list: members of a department (with details), optionally of its sub-departments too."""
+        params = {"department_id": department_id, "fetch_child": int(fetch_child)}
+        return cast(list[Member], self.call("GET", "user/list", params=params).get("userlist", []))
+
+    # Customers (externalcontact).
+
+    def follow_user_list(self) -> list[str]:
+        """externalcontact/get_follow_user_list: userids of members with customer contact enabled."""
+        return cast(list[str], self.call("GET", "externalcontact/get_follow_user_list").get("follow_user", []))
+
+    def external_contact_list(self, userid: str) -> list[str]:
+        """externalcontact/list: external userids of one member's customers."""
+        data = self.call("GET", "externalcontact/list", params={"userid": userid})
+        return cast(list[str], data.get("external_userid", []))
+
+    def external_contact_get(self, external_userid: str, *, cursor: str = "") -> ContactDetail:
+        """externalcontact/get: a customer and its followers (paged by cursor beyond 500 followers)."""
+        params = {"external_userid": external_userid}
+        if cursor:
+            params["cursor"] = cursor
+        return cast(ContactDetail, self.call("GET", "externalcontact/get", params=params))
+
+    def external_contact_batch_page(
+        self, userids: Sequence[str], *, cursor: str = "", limit: int = MAX_PAGE
+    ) -> ContactPage:
+        """externalcontact/batch/get_by_user: one page of the customers of up to 100 members."""
+        if not 1 <= len(userids) <= 100:
+            raise ValueError("batch/get_by_user takes 1 to 100 userids")
+        body: dict[str, Any] = {"userid_list": list(userids), "limit": min(max(limit, 1), MAX_PAGE)}
+        if cursor:
+            body["cursor"] = cursor
+        data = self.call("POST", "externalcontact/batch/get_by_user", body=body)
+        return ContactPage(
+            contacts=cast(list[ContactWithFollowInfo], data.get("external_contact_list", [])),
+            next_cursor=str(data.get("next_cursor") or ""),
+        )
+
+    def external_contacts_by_user(
+        self, userids: Sequence[str], *, cursor: str = "", limit: int = MAX_PAGE
+    ) -> Iterator[ContactPage]:
+        """Every page of batch/get_by_user from `cursor` on (a resumed sync passes the cursor it stored)."""
+        while True:
+            page = self.external_contact_batch_page(userids, cursor=cursor, limit=limit)
+            yield page
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    # Corp customer tags.
+
+    def corp_tag_list(self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()) -> list[CorpTagGroup]:
+        """externalcontact/get_corp_tag_list: all tag groups, or those of the given tags or groups."""
+        body: dict[str, Any] = {}
+        if tag_ids:
+            body["tag_id"] = list(tag_ids)
+        if group_ids:
+            body["group_id"] = list(group_ids)
+        data = self.call("POST", "externalcontact/get_corp_tag_list", body=body)
+        return cast(list[CorpTagGroup], data.get("tag_group", []))
+
+    def corp_tag_add(
+        self,
+        *,
+        tags: Sequence[NewTag],
+        group_id: str = "",
+        group_name: str = "",
+        order: int | None = None,
+    ) -> CorpTagGroup:
+        """externalcontact/add_corp_tag: add tags to a group (by id, or by name, creating it if new).
+
+        Not idempotent: after a timeout the tags may exist, so it is not retried then; re-read the tag list.
+        """
+        if bool(group_id) == bool(group_name):
+            raise ValueError("give exactly one of group_id or group_name")
+        if not tags:
+            raise ValueError("give at least one tag")
+        body: dict[str, Any] = {"tag": [dict(t) for t in tags]}
+        if group_id:
+            body["group_id"] = group_id
+        else:
+            body["group_name"] = group_name
+        if order is not None:
+            body["order"] = order
+        data = self.call("POST", "externalcontact/add_corp_tag", body=body, idempotent=False)
+        return cast(CorpTagGroup, data["tag_group"])
+
+    def mark_tag(
+        self, *, userid: str, external_userid: str, add_tag: Sequence[str] = (), remove_tag: Sequence[str] = ()
+    ) -> None:
+        """externalcontact/mark_tag: set corp tags on a customer as one member sees it (idempotent)."""
+        if not add_tag and not remove_tag:
+            raise ValueError("give tags to add or to remove")
+        body = {
+            "userid": userid,
+            "external_userid": external_userid,
+            "add_tag": list(add_tag),
+            "remove_tag": list(remove_tag),
+        }
+        self.call("POST", "externalcontact/mark_tag", body=body)
+
+
+def _errcode(data: dict[str, Any]) -> int:
+    value = data.get("errcode", 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -2

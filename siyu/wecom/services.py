@@ -1,0 +1,491 @@
+"""Writes of the WeCom connector: the connection, the raw-callback store and callback processing.
+
+Processing maps each WeCom event onto the services of the context that owns the data (customers, tags); the
+connector itself never writes another context's tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from siyu.core import pii
+from siyu.core import services as core_services
+from siyu.core.errors import Conflict, PermissionDenied, SiyuError, ValidationFailed
+from siyu.core.jobs import enqueue_on_commit
+from siyu.core.models import Guide, Role, Tenant
+from siyu.core.scopes import Actor
+from siyu.core.selectors import guide_list
+from siyu.core.services import audit_record
+from siyu.customers import services as customer_services
+from siyu.customers.models import FollowRelation, Identity
+from siyu.customers.selectors import customer_by_identity, follow_relation_list
+from siyu.tags import services as tag_services
+from siyu.wecom.client import CorpTagGroup, WeComClient
+from siyu.wecom.crypto import WeComCrypto
+from siyu.wecom.errors import WeComAPIError
+from siyu.wecom.models import DEFAULT_API_BASE_URL, RawCallback, WeComConnection
+from siyu.wecom.selectors import (
+    FIELD_APP_SECRET,
+    FIELD_CALLBACK_TOKEN,
+    FIELD_CONTACT_SECRET,
+    FIELD_ENCODING_AES_KEY,
+    connection_client,
+)
+from siyu.wecom.webhooks import VerifiedCallback
+
+logger = logging.getLogger(__name__)
+
+# -- the connection ------------------------------------------------------------------------------------------------
+
+_CORP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9]{1,32}$")  # WeCom's admin console allows letters and digits, at most 32
+_SECRETS = {
+    "contact_secret": ("contact_secret_enc", FIELD_CONTACT_SECRET),
+    "app_secret": ("app_secret_enc", FIELD_APP_SECRET),
+    "callback_token": ("callback_token_enc", FIELD_CALLBACK_TOKEN),
+    "encoding_aes_key": ("encoding_aes_key_enc", FIELD_ENCODING_AES_KEY),
+}
+CONNECTION_FIELDS = ("corp_id", "agent_id", "api_base_url", *_SECRETS)
+
+
+def _require_hq(actor: Actor) -> None:
+    if actor.role != Role.HQ_ADMIN:
+        raise PermissionDenied("only HQ admins may configure the WeCom connection")
+
+
+def _clean_connection_value(field: str, value: str) -> str:
+    value = value.strip()
+    if field == "corp_id" and (not _CORP_ID.match(value) or value.isdigit()):
+        # All digits would read as a connection id in the callback URL; real corp ids start with "ww"/"wx".
+        raise ValidationFailed("corp_id must be 1 to 64 letters, digits, '-' or '_', not only digits", field=field)
+    if field == "agent_id" and value and not value.isdigit():
+        raise ValidationFailed("agent_id must be digits", field=field)
+    if field == "callback_token" and value and not _TOKEN.match(value):
+        raise ValidationFailed("the callback token must be 1 to 32 letters or digits", field=field)
+    if field == "encoding_aes_key" and value:
+        try:
+            WeComCrypto("t", value, "c")
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field=field) from exc
+    if field in ("contact_secret", "app_secret") and len(value) > 128:
+        raise ValidationFailed(f"{field} is longer than 128 characters", field=field)
+    if field == "api_base_url":
+        if not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", value):
+            raise ValidationFailed("api_base_url must be an http(s) URL", field=field)
+        # The client joins paths onto it ("gettoken", "externalcontact/list"): the trailing slash matters.
+        value = value if value.endswith("/") else value + "/"
+    return value
+
+
+def _apply(connection: WeComConnection, changes: dict[str, str]) -> list[str]:
+    changed = []
+    for field, raw in changes.items():
+        value = _clean_connection_value(field, raw)
+        if field in _SECRETS:
+            column, bound = _SECRETS[field]
+            setattr(connection, column, pii.encrypt(value, field=bound))
+        else:
+            setattr(connection, field, value)
+        changed.append(field)
+    return changed
+
+
+@transaction.atomic
+def connection_create(
+    *,
+    actor: Actor,
+    corp_id: str,
+    callback_token: str,
+    encoding_aes_key: str,
+    agent_id: str = "",
+    contact_secret: str = "",
+    app_secret: str = "",
+    api_base_url: str = DEFAULT_API_BASE_URL,
+) -> WeComConnection:
+    """Connect the actor's brand to its WeCom corp. Secrets are stored encrypted; the audit row names no value."""
+    _require_hq(actor)
+    if WeComConnection.objects.filter(tenant_id=actor.tenant_id).exists():
+        raise Conflict("this brand already has a WeCom connection", field="corp_id")
+    connection = WeComConnection(tenant_id=actor.tenant_id)
+    changed = _apply(
+        connection,
+        {
+            "corp_id": corp_id,
+            "agent_id": agent_id,
+            "api_base_url": api_base_url,
+            "contact_secret": contact_secret,
+            "app_secret": app_secret,
+            "callback_token": callback_token,
+            "encoding_aes_key": encoding_aes_key,
+        },
+    )
+    if WeComConnection.objects.filter(corp_id=connection.corp_id).exists():
+        raise Conflict("another brand is connected to this corp", field="corp_id")
+    connection.save()
+    audit_record(
+        actor=actor,
+        action="wecom_connection.create",
+        target_type="wecom_connection",
+        target_id=connection.id,
+        detail={"corp_id": connection.corp_id, "fields": changed},
+    )
+    return connection
+
+
+@transaction.atomic
+def connection_update(*, actor: Actor, changes: dict[str, str]) -> WeComConnection:
+    """Change some fields of the brand's connection (only the keys given; a secret given as "" is cleared)."""
+    _require_hq(actor)
+    unknown = sorted(set(changes) - set(CONNECTION_FIELDS))
+    if unknown:
+        raise ValidationFailed(f"cannot update {', '.join(unknown)}", field=unknown[0])
+    connection = WeComConnection.objects.select_for_update().filter(tenant_id=actor.tenant_id).first()
+    if connection is None:
+        raise ValidationFailed("this brand has no WeCom connection yet", field="corp_id")
+    changed = _apply(connection, changes)
+    if (
+        "corp_id" in changes
+        and WeComConnection.objects.filter(corp_id=connection.corp_id).exclude(id=connection.id).exists()
+    ):
+        raise Conflict("another brand is connected to this corp", field="corp_id")
+    connection.save()
+    audit_record(
+        actor=actor,
+        action="wecom_connection.update",
+        target_type="wecom_connection",
+        target_id=connection.id,
+        detail={"fields": changed},
+    )
+    return connection
+
+
+# -- storing callbacks -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def raw_callback_store(*, verified: VerifiedCallback) -> tuple[RawCallback, bool]:
+    """Store a verified callback and enqueue its processing after commit; returns (row, created).
+
+    A retried delivery of an event already stored returns the stored row and enqueues nothing.
+    """
+    from siyu.wecom.tasks import raw_callback_run  # tasks import this module: import late, no cycle
+
+    parsed = verified.parsed
+    key = verified.dedupe_key
+    try:
+        with transaction.atomic():
+            row = RawCallback.objects.create(
+                tenant_id=verified.connection.tenant_id,
+                connection=verified.connection,
+                received_at=verified.received_at,
+                msg_signature=verified.msg_signature,
+                timestamp=verified.timestamp,
+                nonce=verified.nonce,
+                xml=verified.xml,
+                event=parsed.fields,
+                event_type=parsed.event_type,
+                change_type=parsed.change_type,
+                created_at=parsed.created_at,
+                dedupe_key=key,
+            )
+    except IntegrityError:
+        # The unique dedupe key, not a look-up first: two retries arriving together still store one row.
+        return RawCallback.objects.get(dedupe_key=key), False
+    enqueue_on_commit(raw_callback_run, row.id)
+    return row, True
+
+
+# -- processing callbacks ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing a callback did: its final status and, for anything but a plain success, why."""
+
+    status: str
+    note: str = ""
+
+
+def _processed(note: str = "") -> Outcome:
+    return Outcome(RawCallback.Status.PROCESSED, note)
+
+
+def _ignored(note: str) -> Outcome:
+    return Outcome(RawCallback.Status.IGNORED, note)
+
+
+class BadEvent(SiyuError):
+    """The event lacks what its type requires; retrying cannot help."""
+
+
+def _field(event: dict[str, Any], name: str) -> str:
+    value = event.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadEvent(f"the event has no {name}", field=name)
+    return value
+
+
+def _when(row: RawCallback) -> dt.datetime:
+    # CreateTime is when it happened in WeCom; without one, when we heard of it is the best we know.
+    return row.created_at or row.received_at
+
+
+def _guide(actor: Actor, tenant: Tenant, userid: str, *, create: bool) -> Guide | None:
+    """The guide who is WeCom member `userid`; with `create`, a placeholder named after the userid if unknown.
+
+    A callback proves the member exists; the member sync later fills in the name and store. Two jobs creating
+    the same placeholder race on the (tenant, wecom_userid) constraint and the loser reads the winner's row.
+    """
+    guide = guide_list(actor=actor).filter(wecom_userid=userid).first()
+    if guide is not None or not create:
+        return guide
+    try:
+        with transaction.atomic():
+            return core_services.guide_create(tenant=tenant, name=userid, wecom_userid=userid)
+    except IntegrityError:
+        return guide_list(actor=actor).get(wecom_userid=userid)
+
+
+def _relation(actor: Actor, customer_id: int, guide_id: int) -> FollowRelation | None:
+    return follow_relation_list(actor=actor).filter(customer_id=customer_id, guide_id=guide_id).first()
+
+
+def _contact_added(row: RawCallback, actor: Actor) -> Outcome:
+    """add_external_contact / add_half_external_contact: the customer (created if new) now follows the guide."""
+    userid = _field(row.event, "UserID")
+    external_userid = _field(row.event, "ExternalUserID")
+    when = _when(row)
+    guide = _guide(actor, row.tenant, userid, create=True)
+    assert guide is not None  # noqa: S101 - create=True always returns a guide
+    customer, created = customer_services.customer_get_or_create_by_identity(
+        actor=actor,
+        kind=Identity.Kind.WECOM_EXTERNAL_USERID,
+        value=external_userid,
+        source="wecom",
+        created_at=when,
+        owner_guide_id=guide.id,
+    )
+    relation = _relation(actor, customer.id, guide.id)
+    if relation is not None and relation.status == FollowRelation.Status.ACTIVE:
+        # add_half_external_contact then add_external_contact for one friendship, or a sync that got here first.
+        return _processed("already following")
+    if relation is not None and relation.deleted_at is not None and relation.deleted_at > when:
+        return _ignored("stale: the relation was deleted after this add")
+    customer_services.follow_relation_add(
+        actor=actor,
+        customer_id=customer.id,
+        guide_id=guide.id,
+        external_userid=external_userid,
+        added_at=when,
+        # The callback carries no add_way; externalcontact/get (the sync) fills it in.
+        add_way=FollowRelation.AddWay.UNKNOWN,
+        state=str(row.event.get("State") or "")[:30],
+    )
+    return _processed("new customer" if created else "")
+
+
+def _contact_deleted(row: RawCallback, actor: Actor, *, by_customer: bool) -> Outcome:
+    """del_follow_user (the customer deleted the guide) / del_external_contact (the guide deleted the customer)."""
+    userid = _field(row.event, "UserID")
+    external_userid = _field(row.event, "ExternalUserID")
+    when = _when(row)
+    guide = _guide(actor, row.tenant, userid, create=False)
+    if guide is None:
+        return _ignored(f"unknown member {userid}")
+    customer = customer_by_identity(actor=actor, kind=Identity.Kind.WECOM_EXTERNAL_USERID, value=external_userid)
+    if customer is None:
+        return _ignored("unknown customer")
+    relation = _relation(actor, customer.id, guide.id)
+    if relation is None:
+        return _ignored("no follow relation between this guide and customer")
+    if relation.status != FollowRelation.Status.ACTIVE:
+        return _processed("already deleted")
+    if relation.added_at > when:
+        return _ignored("stale: the relation was re-added after this delete")
+    customer_services.follow_relation_delete(
+        actor=actor, customer_id=customer.id, guide_id=guide.id, by_customer=by_customer, at=when
+    )
+    return _processed()
+
+
+def _fetch_corp_tags(row: RawCallback, client: WeComClient) -> list[CorpTagGroup]:
+    """The tag (with its group) or the group (with all its tags) the event names, as WeCom has it now."""
+    wecom_id = _field(row.event, "Id")
+    if row.event.get("TagType") == "tag_group":
+        return client.corp_tag_list(group_ids=[wecom_id])
+    return client.corp_tag_list(tag_ids=[wecom_id])
+
+
+def _corp_tag_changed(row: RawCallback, actor: Actor, groups: list[CorpTagGroup]) -> Outcome:
+    """change_external_tag create/update: mirror the tag or group as WeCom reports it now.
+
+    The event carries only the id; the names come from get_corp_tag_list, fetched before this transaction.
+    Reading the current state (not replaying the event) makes late or repeated events harmless.
+    """
+    wecom_id = _field(row.event, "Id")
+    is_group = row.event.get("TagType") == "tag_group"
+    mirrored = False
+    for group in groups:
+        if group.get("deleted"):
+            continue
+        tags = [
+            tag_services.WeComTagInput(wecom_tag_id=t["id"], name=t["name"], order=int(t.get("order", 0)))
+            for t in group.get("tag", [])
+            if not t.get("deleted")
+        ]
+        if is_group and group["group_id"] != wecom_id:
+            continue
+        if not is_group and wecom_id not in {t.wecom_tag_id for t in tags}:
+            continue
+        tag_services.tag_group_upsert_wecom(
+            actor=actor,
+            wecom_group_id=group["group_id"],
+            name=group["group_name"],
+            order=int(group.get("order", 0)),
+            tags=tags,
+        )
+        mirrored = True
+    return _processed() if mirrored else _ignored("no longer in WeCom's tag library")
+
+
+def _corp_tag_deleted(row: RawCallback, actor: Actor, _: object) -> Outcome:
+    wecom_id = _field(row.event, "Id")
+    if row.event.get("TagType") == "tag_group":
+        deleted = tag_services.tag_group_delete_wecom(actor=actor, wecom_group_id=wecom_id)
+    else:
+        deleted = tag_services.tag_delete_wecom(actor=actor, wecom_tag_id=wecom_id)
+    return _processed() if deleted else _ignored("not in the tag catalogue")
+
+
+@dataclass(frozen=True)
+class Handler:
+    """How one kind of event is applied: an optional read from WeCom first (outside any transaction, so no lock
+    is held during an HTTP call), then `apply` inside the processing transaction with what was read."""
+
+    apply: Callable[[RawCallback, Actor, Any], Outcome]
+    fetch: Callable[[RawCallback, WeComClient], Any] | None = None
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("change_external_contact", "add_external_contact"): Handler(lambda row, actor, _: _contact_added(row, actor)),
+    ("change_external_contact", "add_half_external_contact"): Handler(lambda row, actor, _: _contact_added(row, actor)),
+    ("change_external_contact", "del_external_contact"): Handler(
+        lambda row, actor, _: _contact_deleted(row, actor, by_customer=False)
+    ),
+    ("change_external_contact", "del_follow_user"): Handler(
+        lambda row, actor, _: _contact_deleted(row, actor, by_customer=True)
+    ),
+    ("change_external_tag", "create"): Handler(_corp_tag_changed, fetch=_fetch_corp_tags),
+    ("change_external_tag", "update"): Handler(_corp_tag_changed, fetch=_fetch_corp_tags),
+    ("change_external_tag", "delete"): Handler(_corp_tag_deleted),
+}
+
+# Known events nothing consumes yet, with the reason stored on the row (the callback log shows it).
+DEFERRED: dict[tuple[str, str], str] = {
+    ("change_external_contact", "edit_external_contact"): "remark and tags are refreshed by the contact sync",
+    ("change_external_contact", "transfer_fail"): "handled by customer inheritance (not built yet)",
+    ("change_external_contact", "msg_audit_approved"): "chat archiving is not supported",
+    ("change_external_tag", "shuffle"): "tag order is refreshed by the tag sync",
+}
+DEFERRED_EVENTS: dict[str, str] = {
+    "change_external_chat": "no customer-group context yet",
+}
+
+
+def _handler(row: RawCallback) -> Handler | str:
+    key = (row.event_type, row.change_type)
+    if key in HANDLERS:
+        return HANDLERS[key]
+    return DEFERRED.get(key) or DEFERRED_EVENTS.get(row.event_type) or f"unsupported event {row.event_type}"
+
+
+_DONE = (RawCallback.Status.PROCESSED, RawCallback.Status.IGNORED)
+
+ClientFactory = Callable[[WeComConnection], WeComClient]
+
+
+def raw_callback_process(
+    *, raw_callback_id: int, client_factory: ClientFactory = connection_client
+) -> RawCallback | None:
+    """Apply one stored callback to the domain, exactly once.
+
+    The domain changes and the row's new status commit in one transaction under a row lock, so a job run twice
+    (or by two workers, or again after a crash) applies the event once: a later run finds it processed and
+    stops. Events that need WeCom's current data read it first, outside the transaction. An error rolls the
+    changes back and marks the row failed with the error, to be retried. Returns None when there is no such row.
+    `client_factory` builds the WeCom client for the row's connection (tests pass one on a fake transport).
+    """
+    row = RawCallback.objects.select_related("connection").filter(id=raw_callback_id).first()
+    if row is None:
+        return None
+    if row.status in _DONE:
+        return row
+    try:
+        handler = _handler(row)
+        fetched: Any = None
+        if isinstance(handler, Handler) and handler.fetch is not None:
+            with client_factory(row.connection) as client:
+                fetched = handler.fetch(row, client)
+        with transaction.atomic():
+            row = RawCallback.objects.select_for_update().select_related("tenant").get(id=raw_callback_id)
+            if row.status in _DONE:
+                return row
+            actor = Actor.system(row.tenant_id)
+            outcome = _ignored(handler) if isinstance(handler, str) else handler.apply(row, actor, fetched)
+            row.status = outcome.status
+            row.error = outcome.note
+            row.attempts += 1
+            row.processed_at = timezone.now()
+            row.save(update_fields=["status", "error", "attempts", "processed_at"])
+    except Exception as exc:
+        # Bad data (BadEvent, validation) will fail again; WeCom errors and anything else may be transient. All
+        # are recorded on the row and stay re-processable; nothing is re-raised, so the worker moves on.
+        expected = isinstance(exc, SiyuError | WeComAPIError)
+        logger.log(
+            logging.WARNING if expected else logging.ERROR,
+            "callback %s failed: %s",
+            raw_callback_id,
+            exc,
+            exc_info=not expected,
+        )
+        RawCallback.objects.filter(id=raw_callback_id).exclude(status__in=_DONE).update(
+            status=RawCallback.Status.FAILED,
+            attempts=F("attempts") + 1,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            processed_at=timezone.now(),
+        )
+        row.refresh_from_db()
+    return row
+
+
+def raw_callback_requeue(*, older_than: dt.timedelta = dt.timedelta(minutes=5), max_attempts: int = 5) -> int:
+    """Enqueue processing again for callbacks left received (lost job) or failed (below `max_attempts`).
+
+    For a periodic sweep: a worker killed mid-job, or a crash between commit and enqueue, leaves a row
+    `received` with no job. Processing is idempotent, so enqueueing a row that still has a job is harmless.
+    Returns how many were enqueued.
+    """
+    from siyu.wecom.tasks import raw_callback_run
+
+    cutoff = timezone.now() - older_than
+    ids = list(
+        RawCallback.objects.filter(
+            status__in=(RawCallback.Status.RECEIVED, RawCallback.Status.FAILED),
+            received_at__lt=cutoff,
+            attempts__lt=max_attempts,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:10_000]
+    )
+    for raw_callback_id in ids:
+        enqueue_on_commit(raw_callback_run, raw_callback_id)
+    return len(ids)

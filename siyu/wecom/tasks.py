@@ -1,0 +1,23 @@
+"""Background jobs of the WeCom connector: thin wrappers that call services with ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django_tasks import task
+
+from siyu.wecom import services
+
+
+# The fast queue: an add_external_contact may carry a WelcomeCode that lives only 20 seconds.
+@task(queue_name="fast")
+def raw_callback_run(raw_callback_id: int) -> str:
+    """Process one stored callback (see services.raw_callback_process); safe to run any number of times."""
+    row = services.raw_callback_process(raw_callback_id=raw_callback_id)
+    return row.status if row is not None else "missing"
+
+
+@task(queue_name="default")
+def raw_callback_requeue_run(older_than_seconds: int = 300) -> int:
+    """Re-enqueue callbacks whose job was lost or failed (see services.raw_callback_requeue)."""
+    return services.raw_callback_requeue(older_than=dt.timedelta(seconds=older_than_seconds))
