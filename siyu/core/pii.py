@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import re
+import unicodedata
 from functools import lru_cache
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 _VERSION = "v1"
-_NON_DIGITS = re.compile(r"\D+")
+_NON_DIGITS = re.compile(r"[^0-9]+")
 
 
 def _key(setting: str) -> bytes:
@@ -71,7 +72,8 @@ def decrypt(token: str, *, field: str) -> str:
 
 def normalize_phone(phone: str) -> str:
     """Digits only, without the +86/0086 country prefix, so every spelling of a number hashes alike."""
-    digits = _NON_DIGITS.sub("", phone)
+    # NFKC folds full-width digits (１３８) to ASCII; any other non-ASCII digit is dropped, never hashed.
+    digits = _NON_DIGITS.sub("", unicodedata.normalize("NFKC", phone))
     if len(digits) == 13 and digits.startswith("86"):
         digits = digits[2:]
     elif len(digits) == 15 and digits.startswith("0086"):

@@ -12,7 +12,9 @@ import datetime as dt
 import io
 import logging
 import os
-from collections.abc import Iterable, Iterator
+import re
+import unicodedata
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from siyu.analytics.services import event_record
+from siyu.analytics.services import event_build, event_bulk_record, event_record
 from siyu.core import pii
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from siyu.core.jobs import enqueue_on_commit
@@ -29,6 +31,7 @@ from siyu.core.models import Guide
 from siyu.core.scopes import Actor
 from siyu.core.selectors import access_guide, access_store, membership_for
 from siyu.core.services import audit_record
+from siyu.core.validation import clean_text
 from siyu.customers.models import Customer, CustomerExport, FollowRelation, Gender, Identity, LifecycleStage
 from siyu.customers.selectors import (
     ExportFile,
@@ -36,6 +39,7 @@ from siyu.customers.selectors import (
     customer_by_identity,
     customer_export_get,
     customer_export_path,
+    customer_ids_by_identity,
     customer_list,
     customer_pii,
 )
@@ -45,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 MAX_NAME = 64
 MAX_CITY = 50
+_PHONE_CHARS = re.compile(r"^[0-9+\-() ]+$")
 
 
 @dataclass(frozen=True)
@@ -54,15 +59,19 @@ class IdentityInput:
 
 
 def _clean_name(name: str) -> str:
-    name = name.strip()
-    if len(name) > MAX_NAME:
-        raise ValidationFailed(f"name is longer than {MAX_NAME} characters", field="name")
-    return name
+    return clean_text(name, field="name", max_length=MAX_NAME)
+
+
+def _clean_city(city: str) -> str:
+    return clean_text(city, field="city", max_length=MAX_CITY)
 
 
 def _clean_phone(phone: str) -> str:
     if phone.strip() == "":
         return ""
+    # Only the characters people write phone numbers with; anything else is a typo, not a number to guess at.
+    if not _PHONE_CHARS.match(unicodedata.normalize("NFKC", phone)):
+        raise ValidationFailed("phone may contain only digits, spaces, '+', '-' and parentheses", field="phone")
     digits = pii.normalize_phone(phone)
     if not (len(digits) == 11 and digits.startswith("1")):
         raise ValidationFailed("phone must be an 11-digit mainland mobile number", field="phone")
@@ -78,9 +87,7 @@ def _clean_choice(value: Any, choices: Iterable[Any], field: str) -> Any:
 
 def _identity_value(kind: str, value: str) -> str:
     _clean_choice(kind, Identity.Kind.values, "identities.kind")
-    value = value.strip()
-    if not value or len(value) > 128:
-        raise ValidationFailed("identity value must be 1 to 128 characters", field="identities.value")
+    value = clean_text(value, field="identities.value", max_length=128, required=True)
     if kind == Identity.Kind.PHONE:
         return pii.phone_hash(_clean_phone(value))
     return value
@@ -104,8 +111,8 @@ def customer_create(
     phone = _clean_phone(phone)
     _clean_choice(gender, Gender.values, "gender")
     _clean_choice(lifecycle_stage, LifecycleStage.values, "lifecycle_stage")
-    if len(city) > MAX_CITY:
-        raise ValidationFailed(f"city is longer than {MAX_CITY} characters", field="city")
+    city = _clean_city(city)
+    source = clean_text(source, field="source", max_length=64)
     owner: Guide | None = access_guide(actor=actor, guide_id=owner_guide_id) if owner_guide_id else None
     if owner is None and not actor.is_brand_wide:
         # A scoped user's new customer must land inside their own scope, or they could never see it again.
@@ -124,8 +131,8 @@ def customer_create(
                 phone_enc=pii.encrypt(phone, field="phone"),
                 phone_hash=pii.phone_hash(phone) if phone else "",
                 gender=gender,
-                city=city.strip(),
-                source=source[:64],
+                city=city,
+                source=source,
                 lifecycle_stage=lifecycle_stage,
                 owner_guide=owner,
                 created_at=now,
@@ -233,10 +240,7 @@ def customer_update(*, actor: Actor, customer_id: int, changes: dict[str, Any]) 
     if "gender" in changes:
         customer.gender = _clean_choice(changes["gender"], Gender.values, "gender")
     if "city" in changes:
-        city = (changes["city"] or "").strip()
-        if len(city) > MAX_CITY:
-            raise ValidationFailed(f"city is longer than {MAX_CITY} characters", field="city")
-        customer.city = city
+        customer.city = _clean_city(changes["city"] or "")
     if "lifecycle_stage" in changes:
         customer.lifecycle_stage = _clean_choice(changes["lifecycle_stage"], LifecycleStage.values, "lifecycle_stage")
     if "intent_level" in changes:
@@ -573,3 +577,280 @@ def customer_export_download(*, actor: Actor, export_id: int, ip: str | None = N
     )
     stamp = timezone.localtime(export.created_at).strftime("%Y%m%d-%H%M")
     return ExportFile(path=path, download_name=f"customers-{stamp}-{export.id}.csv", revealed=export.reveal)
+
+
+# -- mirroring WeCom contacts (客户同步) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeComContactInput:
+    """One row of batch/get_by_user: a customer (external contact) as one guide follows them."""
+
+    external_userid: str
+    guide_id: int
+    added_at: dt.datetime  # follow_info.createtime
+    name: str = ""
+    gender: int = Gender.UNKNOWN
+    unionid: str = ""
+    remark: str = ""
+    description: str = ""
+    add_way: int = FollowRelation.AddWay.UNKNOWN
+    state: str = ""
+
+
+@dataclass
+class ContactSyncResult:
+    """What one page of contacts did: relations created/updated/unchanged, customers created or filled in."""
+
+    customer_ids: dict[str, int]  # external_userid → customer id, for every contact of the page
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    customers_created: int = 0
+    customers_updated: int = 0
+
+
+def _relation_values(row: WeComContactInput) -> dict[str, Any]:
+    return {
+        "external_userid": row.external_userid,
+        "added_at": row.added_at,
+        "remark": row.remark[:40],
+        "description": row.description[:150],
+        "add_way": row.add_way,
+        "state": row.state[:30],
+    }
+
+
+def _require_brand_wide(actor: Actor) -> None:
+    if not actor.is_brand_wide:
+        raise PermissionDenied("only HQ or the WeCom connector may load contacts in bulk")
+
+
+@transaction.atomic
+def follow_relations_sync_wecom(*, actor: Actor, contacts: Sequence[WeComContactInput]) -> ContactSyncResult:
+    """Mirror a page of WeCom contacts: customers found by external_userid, else by unionid, else created;
+    their identities; and one follow relation per (customer, guide) with WeCom's remark, add_way, state and time.
+
+    In bulk (a few queries per page, whatever its size) with the same events as the one-by-one services:
+    customer.created, contact.added (for new and re-added relations, at WeCom's createtime), customer.updated
+    when a missing name or gender is filled in. WeCom never overwrites what siyu knows better: an existing
+    customer's name and gender are only filled when empty. A relation deleted in siyu stays deleted unless WeCom
+    shows it was added again after the deletion (WeCom keeps listing a customer who deleted the guide).
+    Idempotent: the same page again changes nothing and appends nothing. One audit row per page that changed.
+    """
+    _require_brand_wide(actor)
+    if not contacts:
+        return ContactSyncResult(customer_ids={})
+    result = ContactSyncResult(customer_ids={})
+    first: dict[str, WeComContactInput] = {}
+    for row in contacts:
+        if not row.external_userid or len(row.external_userid) > 128:
+            raise ValidationFailed("external_userid must be 1 to 128 characters", field="external_userid")
+        first.setdefault(row.external_userid, row)
+    ext_kind, union_kind = Identity.Kind.WECOM_EXTERNAL_USERID, Identity.Kind.UNIONID
+    unionids = {r.unionid for r in first.values() if r.unionid}
+    by_ext = customer_ids_by_identity(actor=actor, kind=ext_kind, values=list(first))
+    by_union = customer_ids_by_identity(actor=actor, kind=union_kind, values=unionids)
+    # Which of the customers found by external_userid already carry a unionid (one each, at most, is linked).
+    has_union = set(
+        Identity.objects.filter(tenant_id=actor.tenant_id, kind=union_kind, customer_id__in=set(by_ext.values()))
+        .values_list("customer_id", flat=True)
+    )
+
+    new_customers: dict[str, Customer] = {}
+    identities: list[Identity] = []
+    now = timezone.now()
+    for ext, row in first.items():
+        customer_id = by_ext.get(ext) or (by_union.get(row.unionid) if row.unionid else None)
+        if customer_id is None:
+            name = _clean_name(row.name[:MAX_NAME])
+            new_customers[ext] = Customer(
+                tenant_id=actor.tenant_id,
+                name_enc=pii.encrypt(name, field="name"),
+                name_index=pii.name_index(name),
+                phone_enc=pii.encrypt("", field="phone"),
+                gender=row.gender if row.gender in Gender.values else Gender.UNKNOWN,
+                source="wecom",
+                owner_guide_id=row.guide_id,
+                created_at=row.added_at,
+                updated_at=now,
+            )
+            continue
+        if ext not in by_ext:
+            identities.append(Identity(tenant_id=actor.tenant_id, customer_id=customer_id, kind=ext_kind, value=ext))
+        if row.unionid and row.unionid not in by_union and customer_id not in has_union:
+            identities.append(
+                Identity(tenant_id=actor.tenant_id, customer_id=customer_id, kind=union_kind, value=row.unionid)
+            )
+    Customer.objects.bulk_create(list(new_customers.values()))
+    for ext, customer in new_customers.items():
+        row = first[ext]
+        identities.append(Identity(tenant_id=actor.tenant_id, customer=customer, kind=ext_kind, value=ext))
+        if row.unionid and row.unionid not in by_union:
+            identities.append(
+                Identity(tenant_id=actor.tenant_id, customer=customer, kind=union_kind, value=row.unionid)
+            )
+    for identity in identities:
+        identity.created_at = now
+    # A unionid two contacts of one page share, or an identity a concurrent callback just stored, is skipped
+    # rather than failing the page; the re-read below is what counts.
+    Identity.objects.bulk_create(identities, ignore_conflicts=True)
+    result.customer_ids = customer_ids_by_identity(actor=actor, kind=ext_kind, values=list(first))
+    orphans = [c.id for ext, c in new_customers.items() if result.customer_ids.get(ext) != c.id]
+    if orphans:  # lost a race for the external_userid: the other writer's customer is the one
+        Customer.objects.filter(id__in=orphans).delete()
+    created_ids = {c.id for c in new_customers.values()} - set(orphans)
+    result.customers_created = len(created_ids)
+
+    events: list[Any] = [
+        event_build(
+            tenant_id=actor.tenant_id,
+            type="customer.created",
+            customer_id=customer.id,
+            occurred_at=customer.created_at,
+            properties={"source": "wecom"},
+        )
+        for customer in new_customers.values()
+        if customer.id in created_ids
+    ]
+    # Fill in what existing customers lack (customers made by a callback have neither name nor gender).
+    known = Customer.objects.filter(
+        tenant_id=actor.tenant_id, id__in=set(result.customer_ids.values()) - created_ids
+    ).only("id", "name_index", "gender")
+    ext_of = {c: e for e, c in result.customer_ids.items()}
+    filled: list[Customer] = []
+    for customer in known:
+        row = first[ext_of[customer.id]]
+        fields = []
+        name = _clean_name(row.name[:MAX_NAME])
+        if not customer.name_index and name:
+            customer.name_enc, customer.name_index = pii.encrypt(name, field="name"), pii.name_index(name)
+            fields.append("name")
+        if customer.gender == Gender.UNKNOWN and row.gender in (Gender.MALE, Gender.FEMALE):
+            customer.gender = row.gender
+            fields.append("gender")
+        if fields:
+            customer.updated_at = now
+            filled.append(customer)
+            events.append(
+                event_build(
+                    tenant_id=actor.tenant_id,
+                    type="customer.updated",
+                    customer_id=customer.id,
+                    occurred_at=now,
+                    properties={"fields": fields, "source": "wecom"},
+                )
+            )
+    Customer.objects.bulk_update(filled, fields=["name_enc", "name_index", "gender", "updated_at"])
+    result.customers_updated = len(filled)
+
+    relations = {
+        (r.customer_id, r.guide_id): r
+        for r in FollowRelation.objects.filter(
+            tenant_id=actor.tenant_id,
+            customer_id__in=set(result.customer_ids.values()),
+            guide_id__in={row.guide_id for row in contacts},
+        )
+    }
+    new_relations: dict[tuple[int, int], FollowRelation] = {}
+    changed: dict[int, FollowRelation] = {}
+    for row in contacts:
+        customer_id = result.customer_ids[row.external_userid]
+        key = (customer_id, row.guide_id)
+        values = _relation_values(row)
+        relation = relations.get(key) or new_relations.get(key)
+        if relation is None:
+            new_relations[key] = FollowRelation(
+                tenant_id=actor.tenant_id, customer_id=customer_id, guide_id=row.guide_id, **values
+            )
+            events.append(_contact_added_event(actor, customer_id, row))
+            continue
+        if relation.status != FollowRelation.Status.ACTIVE:
+            if relation.deleted_at is not None and row.added_at <= relation.deleted_at:
+                # The same friendship siyu saw end (e.g. the customer deleted the guide: WeCom still lists it).
+                result.unchanged += 1
+                continue
+            relation.status, relation.deleted_at = FollowRelation.Status.ACTIVE, None
+            events.append(_contact_added_event(actor, customer_id, row))
+        elif all(getattr(relation, name) == value for name, value in values.items()):
+            result.unchanged += 1
+            continue
+        for name, value in values.items():
+            setattr(relation, name, value)
+        if relation.pk is not None:
+            changed[relation.pk] = relation
+    FollowRelation.objects.bulk_create(list(new_relations.values()))
+    FollowRelation.objects.bulk_update(
+        list(changed.values()), fields=[*_relation_values(contacts[0]), "status", "deleted_at"]
+    )
+    result.created, result.updated = len(new_relations), len(changed)
+    event_bulk_record(events=events)
+    if result.created or result.updated or result.customers_created or result.customers_updated:
+        audit_record(
+            actor=actor,
+            action="customer.sync_wecom",
+            target_type="customer",
+            detail={
+                "customers_created": result.customers_created,
+                "customers_updated": result.customers_updated,
+                "relations_created": result.created,
+                "relations_updated": result.updated,
+            },
+        )
+    return result
+
+
+def _contact_added_event(actor: Actor, customer_id: int, row: WeComContactInput) -> Any:
+    return event_build(
+        tenant_id=actor.tenant_id,
+        type="contact.added",
+        customer_id=customer_id,
+        guide_id=row.guide_id,
+        occurred_at=row.added_at,
+        properties={"guide_id": row.guide_id, "add_way": row.add_way, "state": row.state[:30]},
+    )
+
+
+@transaction.atomic
+def follow_relations_prune_wecom(
+    *, actor: Actor, guide_ids: Collection[int], present: Collection[tuple[int, int]], at: dt.datetime | None = None
+) -> int:
+    """End the active WeCom relations of `guide_ids` that WeCom no longer lists (the guide deleted the customer
+    while siyu missed the callback). `present` holds the (customer id, guide id) pairs WeCom listed.
+
+    Relations made in siyu without a WeCom external_userid are left alone. Returns how many were ended.
+    """
+    _require_brand_wide(actor)
+    present_set = set(present)
+    now = at or timezone.now()
+    stale = [
+        r
+        for r in FollowRelation.objects.filter(
+            tenant_id=actor.tenant_id, guide_id__in=set(guide_ids), status=FollowRelation.Status.ACTIVE
+        )
+        .exclude(external_userid="")
+        .only("id", "customer_id", "guide_id")
+        if (r.customer_id, r.guide_id) not in present_set
+    ]
+    FollowRelation.objects.filter(id__in=[r.id for r in stale]).update(
+        status=FollowRelation.Status.DELETED_BY_GUIDE, deleted_at=now
+    )
+    event_bulk_record(
+        events=[
+            event_build(
+                tenant_id=actor.tenant_id,
+                type="contact.deleted_by_guide",
+                customer_id=r.customer_id,
+                guide_id=r.guide_id,
+                occurred_at=now,
+                properties={"guide_id": r.guide_id, "source": "wecom_sync"},
+            )
+            for r in stale
+        ]
+    )
+    if stale:
+        audit_record(
+            actor=actor, action="follow_relation.prune_wecom", target_type="follow_relation",
+            detail={"count": len(stale), "ids": [r.id for r in stale][:200]},
+        )
+    return len(stale)

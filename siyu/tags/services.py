@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from siyu.analytics.services import event_record
+from siyu.analytics.services import event_build, event_bulk_record, event_record
 from siyu.core.errors import Conflict, PermissionDenied, ValidationFailed
 from siyu.core.models import Role
 from siyu.core.scopes import Actor
 from siyu.core.services import audit_record
+from siyu.core.validation import clean_order, clean_text
 from siyu.customers.selectors import access_customer
 from siyu.tags.models import CustomerTag, Tag, TagGroup, TagSource
 from siyu.tags.selectors import access_tag, access_tag_group
@@ -22,12 +23,8 @@ MAX_TAG_NAME = 30  # WeCom corp tag limit
 
 
 def _clean_tag_name(name: str, field: str) -> str:
-    name = name.strip()
-    if not name:
-        raise ValidationFailed(f"{field} must not be empty", field=field)
-    if len(name) > MAX_TAG_NAME:
-        raise ValidationFailed(f"{field} is longer than {MAX_TAG_NAME} characters (WeCom's limit)", field=field)
-    return name
+    # WeCom's corp tag limit is 30 characters; the same rule keeps the two sides in step.
+    return clean_text(name, field=field, max_length=MAX_TAG_NAME, required=True)
 
 
 def _require_hq(actor: Actor) -> None:
@@ -44,6 +41,7 @@ def tag_group_create(*, actor: Actor, name: str, order: int = 0, tags: list[str]
         raise ValidationFailed("tag names in a group must be unique", field="tags")
     if TagGroup.objects.filter(tenant_id=actor.tenant_id, name=name).exists():
         raise Conflict(f"tag group {name!r} already exists", field="name")
+    order = clean_order(order)
     group = TagGroup.objects.create(tenant_id=actor.tenant_id, name=name, order=order)
     Tag.objects.bulk_create([Tag(tenant_id=actor.tenant_id, group=group, name=t) for t in tag_names])
     audit_record(actor=actor, action="tag_group.create", target_type="tag_group", target_id=group.id)
@@ -57,6 +55,7 @@ def tag_create(*, actor: Actor, group_id: int, name: str, order: int = 0) -> Tag
     name = _clean_tag_name(name, "name")
     if Tag.objects.filter(group=group, name=name).exists():
         raise Conflict(f"tag {name!r} already exists in this group", field="name")
+    order = clean_order(order)
     tag = Tag.objects.create(tenant_id=actor.tenant_id, group=group, name=name, order=order)
     audit_record(actor=actor, action="tag.create", target_type="tag", target_id=tag.id)
     return tag
@@ -250,3 +249,94 @@ def tag_group_delete_wecom(*, actor: Actor, wecom_group_id: str) -> bool:
         detail={"wecom_group_id": wecom_group_id, "name": group.name, "customer_tags": carried},
     )
     return True
+
+
+@dataclass
+class TagSyncCounts:
+    added: int = 0
+    removed: int = 0
+
+
+@transaction.atomic
+def customer_tags_sync_wecom(
+    *,
+    actor: Actor,
+    desired: Mapping[int, Collection[str]],
+    add_only: Collection[int] = (),
+    at: dt.datetime | None = None,
+) -> TagSyncCounts:
+    """Make the WeCom-applied tags of these customers what WeCom shows: `desired` maps a customer id to the
+    WeCom corp tag ids its followers gave it (the union over followers: siyu has one tag set per customer).
+
+    Adds the missing ones (source wecom, with tag.added events); removes tags that came from WeCom and no
+    follower carries any more (tag.removed), except for the customers in `add_only`, some of whose followers
+    the caller did not read (their tags may still be there). Tags siyu applied itself (manual, rules, channels)
+    are never removed here, and WeCom ids siyu has no tag for are skipped. Idempotent; 500 customers a query.
+    """
+    _require_hq(actor)
+    counts = TagSyncCounts()
+    when = at or timezone.now()
+    wecom_ids = {w for ids in desired.values() for w in ids}
+    tags = {t.wecom_tag_id: t for t in Tag.objects.filter(tenant_id=actor.tenant_id, wecom_tag_id__in=wecom_ids)}
+    customer_ids = sorted(desired)
+    partial = set(add_only)
+    new_rows: list[CustomerTag] = []
+    stale: list[CustomerTag] = []
+    for start in range(0, len(customer_ids), 500):
+        chunk = customer_ids[start : start + 500]
+        have: dict[int, dict[int, CustomerTag]] = {c: {} for c in chunk}
+        for row in CustomerTag.objects.filter(tenant_id=actor.tenant_id, customer_id__in=chunk).select_related("tag"):
+            have[row.customer_id][row.tag_id] = row
+        for customer_id in chunk:
+            want = {tags[w].id: tags[w] for w in desired[customer_id] if w in tags}
+            current = have[customer_id]
+            new_rows += [
+                CustomerTag(
+                    tenant_id=actor.tenant_id,
+                    customer_id=customer_id,
+                    tag=tag,
+                    source=TagSource.WECOM,
+                    created_at=when,
+                )
+                for tag_id, tag in sorted(want.items())
+                if tag_id not in current
+            ]
+            if customer_id in partial:
+                continue
+            stale += [
+                row
+                for tag_id, row in current.items()
+                if tag_id not in want and row.source == TagSource.WECOM and row.tag.wecom_tag_id
+            ]
+    CustomerTag.objects.bulk_create(new_rows, ignore_conflicts=True)
+    CustomerTag.objects.filter(id__in=[row.id for row in stale]).delete()
+    events = [
+        event_build(
+            tenant_id=actor.tenant_id,
+            type="tag.added",
+            customer_id=row.customer_id,
+            occurred_at=when,
+            properties={"tag_id": row.tag.id, "tag": row.tag.name, "source": TagSource.WECOM},
+        )
+        for row in new_rows
+    ]
+    events += [
+        event_build(
+            tenant_id=actor.tenant_id,
+            type="tag.removed",
+            customer_id=row.customer_id,
+            occurred_at=when,
+            properties={"tag_id": row.tag.id, "tag": row.tag.name, "source": TagSource.WECOM},
+        )
+        for row in stale
+    ]
+    event_bulk_record(events=events)
+    counts.added, counts.removed = len(new_rows), len(stale)
+    if new_rows or stale:
+        audit_record(
+            actor=actor,
+            action="customer_tag.sync_wecom",
+            target_type="customer_tag",
+            detail={"added": counts.added, "removed": counts.removed, "customers": len(desired)},
+        )
+    return counts

@@ -51,3 +51,8 @@ def test_phone_and_name_search(world: World) -> None:
     assert list(customer_list(actor=hq, q="明小").values_list("id", flat=True)) == []
     # The same phone exists in brand B: brand A's search never returns it.
     assert list(customer_list(actor=hq, q="13800000001").values_list("id", flat=True)) == [world.customers["c1"].id]
+
+
+def test_full_width_digits_hash_like_ascii_and_other_digits_are_dropped() -> None:
+    assert pii.phone_hash("１３８００００００01") == pii.phone_hash("13800000001")
+    assert pii.normalize_phone("١٣٨") == ""  # Arabic-Indic digits are not a mainland phone

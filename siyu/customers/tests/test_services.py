@@ -130,3 +130,21 @@ def test_state_longer_than_wecom_limit_is_rejected(world: World) -> None:
             state="x" * 31,
         )
     assert info.value.field == "state"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"city": "杭\x00州"}, "city"),
+        ({"name": "王\x07"}, "name"),
+        ({"source": "s" * 65}, "source"),
+        ({"phone": "138abc00000001"}, "phone"),
+        ({"identities": [IdentityInput(kind="unionid", value="u\x00")]}, "identities.value"),
+    ],
+)
+def test_control_characters_and_junk_are_refused(world: World, kwargs: dict, field: str) -> None:
+    before = _counts()
+    with pytest.raises(ValidationFailed) as info:
+        customer_create(actor=world.actor("hq"), **kwargs)
+    assert info.value.field == field
+    assert _counts() == before

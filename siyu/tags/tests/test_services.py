@@ -64,3 +64,13 @@ def test_catalogue_rules(world: World) -> None:
         tag_create(actor=world.actor("store1"), group_id=world.tags["护肤"].group_id, name="香氛")
     with pytest.raises(NotFound):
         tag_create(actor=world.actor("outsider"), group_id=world.tags["护肤"].group_id, name="香氛")
+
+
+@pytest.mark.parametrize("order", [-1, 2**31, True])
+def test_order_out_of_range_is_refused(world: World, order: int) -> None:
+    hq = world.actor("hq")
+    with pytest.raises(ValidationFailed) as info:
+        tag_group_create(actor=hq, name="新组", order=order)
+    assert info.value.field == "order"
+    with pytest.raises(ValidationFailed):
+        tag_create(actor=hq, group_id=world.tags["护肤"].group_id, name="新标签", order=order)
