@@ -22,7 +22,21 @@ from siyu.emulator.callbacks import Event, chat_event, contact_event, tag_event
 from siyu.emulator.cgi.common import contact_member
 from siyu.emulator.cgi.groupchat import member_version
 from siyu.emulator.cgi.tags import apply_marks, delete_tags, tag_edit, tags_add
-from siyu.emulator.model import Corp, ExternalContact, Follow, GroupChat, GroupChatMember, WelcomeCode
+from siyu.emulator.inheritance import RESIGNED, transfer_fail_event
+from siyu.emulator.model import (
+    ChatMessage,
+    Corp,
+    ExternalContact,
+    Follow,
+    GroupChat,
+    GroupChatMember,
+    JoinWay,
+    MaterialOpen,
+    Moment,
+    MomentInteraction,
+    MomentTask,
+    WelcomeCode,
+)
 
 ADD_WAY_QR = 1  # follow_user.add_way: 1 = scanned a QR code (contact way)
 TZ = ZoneInfo("Asia/Shanghai")  # WeCom's natural months are China's
@@ -284,6 +298,43 @@ def chat_join(corp: Corp, *, now: float, chat_id: str, members: list[str], join_
     return Outcome([event])
 
 
+def join_way_target(corp: Corp, way: JoinWay, external_userid: str, *, room_limit: int) -> str | None:
+    """The chat of `way` a customer scanning it now lands in: the first listed chat with room; "" when a new chat
+    would be created (auto_create_room); None when they cannot join (already in one of its chats, all full)."""
+    chats = [corp.group_chats[c] for c in way.chat_id_list if c in corp.group_chats]
+    if any(m.userid == external_userid for chat in chats for m in chat.member_list):
+        return None
+    for chat in chats:
+        if len(chat.member_list) < room_limit:
+            return chat.chat_id
+    return "" if way.auto_create_room and chats else None
+
+
+def join_way_scan(corp: Corp, *, now: float, config_id: str, external_userid: str, room_limit: int) -> Outcome:
+    """A customer scans a 「加入群聊」 code: they join its first chat with room (JoinScene 3, the way's state on
+    their member entry); when all are full and auto_create_room is on, the owner of the last chat gets a new chat
+    named room_base_name + room_base_id (which then counts up), and the customer joins that."""
+    way = corp.join_ways.get(config_id)
+    if way is None:
+        raise SimulationError(f"join way {config_id!r} not found")
+    if external_userid not in corp.contacts:
+        raise SimulationError(f"{external_userid!r} is not a customer")
+    target = join_way_target(corp, way, external_userid, room_limit=room_limit)
+    if target is None:
+        raise SimulationError("cannot join: already in one of the way's chats, or every chat is full")
+    events: list[Event] = []
+    if not target:
+        owner = corp.group_chats[next(c for c in reversed(way.chat_id_list) if c in corp.group_chats)].owner
+        created = chat_create(corp, now=now, owner=owner, name=f"{way.room_base_name}{way.room_base_id}", members=[])
+        way.room_base_id += 1
+        target = created.result["chat_id"]
+        way.chat_id_list.append(target)
+        events += created.events
+    joined = chat_join(corp, now=now, chat_id=target, members=[external_userid], join_scene=3)
+    corp.group_chats[target].member_list[-1].state = way.state
+    return Outcome([*events, *joined.events], {"chat_id": target, "created": len(events) > 0})
+
+
 def chat_leave(corp: Corp, *, now: float, chat_id: str, members: list[str], quit_scene: int = 0) -> Outcome:
     """Members leave (QuitScene 0 = left by themselves, 1 = removed by the owner or an admin)."""
     if quit_scene not in (0, 1):
@@ -339,6 +390,188 @@ def chat_dismiss(corp: Corp, *, now: float, chat_id: str) -> Outcome:
     _chat(corp, chat_id)
     del corp.group_chats[chat_id]
     return Outcome([chat_event(corp.corp_id, int(now), "dismiss", chat_id=chat_id)])
+
+
+# -- members leaving, customers refusing a transfer ---------------------------------------------------------------
+
+
+def member_resign(corp: Corp, *, now: float, userid: str) -> Outcome:
+    """The member leaves the corp: their customers await 离职继承 (get_unassigned_list), their groups get status 1.
+
+    Address-book callbacks (change_contact) are not part of the customer-contact events and are not emulated.
+    """
+    member = corp.members.get(userid)
+    if member is None:
+        raise SimulationError(f"member {userid!r} not found")
+    if member.status == RESIGNED:
+        raise SimulationError(f"{userid} already resigned")
+    member.status, member.dimission_time = RESIGNED, int(now)
+    chats = [c.chat_id for c in corp.group_chats.values() if c.owner == userid]
+    for chat_id in chats:
+        corp.group_chats[chat_id].status = 1
+    return Outcome([], {"userid": userid, "chat_ids": chats})
+
+
+def transfer_refuse(corp: Corp, *, now: float, external_userid: str) -> Outcome:
+    """The customer refuses a waiting transfer within its 24 hours: status 3 and transfer_fail (customer_refused),
+    addressed to the takeover member."""
+    waiting = [t for t in corp.transfers if t.status == 2 and t.external_userid == external_userid]
+    if not waiting:
+        raise SimulationError(f"{external_userid} has no transfer waiting")
+    transfer = waiting[-1]
+    transfer.status, transfer.takeover_at = 3, now
+    corp.due_changed()
+    event = transfer_fail_event(corp, transfer, "customer_refused")
+    return Outcome([event], {"handover_userid": transfer.handover_userid, "takeover_userid": transfer.takeover_userid})
+
+
+# -- customer moments (no callbacks) -----------------------------------------------------------------------------
+
+
+def _moment_reach(corp: Corp, moment: Moment, userid: str) -> tuple[list[str], list[str]]:
+    """The member's customers a moment is published to (with a tag filter: those carrying one of its tags), and
+    those it reaches (the customer has not deleted the member)."""
+    wanted = set(moment.tag_list)
+    visible, sent = [], []
+    for external_userid in corp.customers_of(userid):
+        follow = corp.contacts[external_userid].follows[userid]
+        if wanted and not wanted.intersection(follow.tag_ids):
+            continue
+        visible.append(external_userid)
+        if not follow.customer_deleted:
+            sent.append(external_userid)
+    return visible, sent
+
+
+def moment_publish(corp: Corp, *, now: float, moment_id: str, userid: str) -> Outcome:
+    """The member publishes a corp moment (add_moment_task) from their client."""
+    moment = corp.moments.get(moment_id)
+    if moment is None or moment.visible_from > now:
+        raise SimulationError(f"moment {moment_id!r} not found (or its job is still running)")
+    if moment.cancelled:
+        raise SimulationError(f"moment {moment_id!r} was cancelled")
+    task = next((t for t in moment.tasks if t.userid == userid), None)
+    if task is None:
+        raise SimulationError(f"{userid} is not asked to publish {moment_id}")
+    if task.publish_status == 1:
+        raise SimulationError(f"{userid} already published {moment_id}")
+    task.publish_status, task.publish_time = 1, int(now)
+    moment.visible[userid], moment.sent[userid] = _moment_reach(corp, moment, userid)
+    return Outcome([], {"visible": len(moment.visible[userid]), "sent": len(moment.sent[userid])})
+
+
+def moment_post(corp: Corp, *, now: float, userid: str, content: str) -> Outcome:
+    """The member posts a moment of their own (create_type 1), visible to all their customers."""
+    contact_member(corp, userid)
+    if not content:
+        raise SimulationError("content is required")
+    seq = corp.next_seq()
+    moment_id = ids.moment_id(corp.corp_id, seq)
+    moment = Moment(
+        moment_id=moment_id,
+        seq=seq,
+        create_time=int(now),
+        create_type=1,
+        visible_type=1,
+        creator=userid,
+        text=content,
+        tasks=[MomentTask(userid, 1, int(now))],
+        visible_from=now,
+    )
+    moment.visible[userid], moment.sent[userid] = _moment_reach(corp, moment, userid)
+    corp.moments[moment_id] = moment
+    return Outcome([], {"moment_id": moment_id})
+
+
+def moment_interact(corp: Corp, *, now: float, moment_id: str, userid: str, external_userid: str, kind: str) -> Outcome:
+    """A customer who saw the member's moment comments on it or likes it."""
+    moment = corp.moments.get(moment_id)
+    if moment is None or external_userid not in moment.sent.get(userid, []):
+        raise SimulationError(f"{external_userid} did not receive {userid}'s moment {moment_id!r}")
+    if kind not in ("comment", "like"):
+        raise SimulationError('kind must be "comment" or "like"')
+    target = moment.comments if kind == "comment" else moment.likes
+    target.setdefault(userid, []).append(MomentInteraction(int(now), external_userid=external_userid))
+    return Outcome([], {})
+
+
+# -- chat content and material opens (no callbacks) ------------------------------------------------------------
+
+
+def _trim(log: list[Any], keep: int) -> None:
+    # Dropping in chunks of a tenth keeps appends amortised O(1) instead of shifting the list on every message.
+    if len(log) > keep + max(1, keep // 10):
+        del log[: len(log) - keep]
+
+
+def _live_follow(corp: Corp, userid: str, external_userid: str) -> Follow:
+    """A relationship both sides still have: the member did not delete the customer nor the customer the member."""
+    _customer, follow = _follow(corp, userid, external_userid)
+    if follow.customer_deleted:
+        raise SimulationError(f"{external_userid} deleted {userid}: they can no longer chat")
+    return follow
+
+
+def message_send(
+    corp: Corp, *, now: float, sender: str, receiver: str = "", chat_id: str = "", content: str, keep: int
+) -> Outcome:
+    """Someone says `content` in a one-to-one chat (member ↔ customer) or in a customer group.
+
+    Real WeCom pushes no callback for chat content; it is only readable through the session archive, which the
+    emulator stands in for with its message store (GET /emulator/chat_messages).
+    """
+    if not content:
+        raise SimulationError("content is required")
+    if chat_id:
+        chat = _chat(corp, chat_id)
+        present = [m.userid for m in chat.member_list]
+        if sender not in present:
+            raise SimulationError(f"{sender!r} is not in chat {chat_id}")
+        tolist = [m for m in present if m != sender]
+    else:
+        if sender in corp.members:
+            _live_follow(corp, sender, receiver)
+        elif receiver in corp.members:
+            _live_follow(corp, receiver, sender)
+        else:
+            raise SimulationError("a one-to-one chat is between a member and one of their customers")
+        tolist = [receiver]
+    corp.archive_seq += 1
+    seq = corp.archive_seq
+    message = ChatMessage(
+        seq=seq,
+        msgid=ids.archive_msgid(corp.corp_id, seq, int(now)),
+        sender=sender,
+        tolist=tolist,
+        roomid=chat_id,
+        msgtime=int(now * 1000),
+        content=content,
+    )
+    corp.chat_messages.append(message)
+    _trim(corp.chat_messages, keep)
+    return Outcome([], {"seq": seq, "msgid": message.msgid})
+
+
+def material_open(
+    corp: Corp, *, now: float, external_userid: str, userid: str, material_id: str, keep: int, url: str = ""
+) -> Outcome:
+    """A customer opens a material `userid` shared with them; logged only (WeCom does not see link visits)."""
+    _live_follow(corp, userid, external_userid)
+    material = next((m for m in corp.materials if m.material_id == material_id), None)
+    if material is None and not url:
+        raise SimulationError(f"material {material_id!r} not found (give its url)")
+    corp.open_seq += 1
+    opened = MaterialOpen(
+        seq=corp.open_seq,
+        at=int(now),
+        external_userid=external_userid,
+        userid=userid,
+        material_id=material_id,
+        url=url or (material.url if material else ""),
+    )
+    corp.material_opens.append(opened)
+    _trim(corp.material_opens, keep)
+    return Outcome([], {"seq": opened.seq})
 
 
 # -- mass messages -----------------------------------------------------------------------------------------------

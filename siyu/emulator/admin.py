@@ -11,14 +11,27 @@ port (127.0.0.1 only by default), is never faulted or rate-limited, and answers 
   POST /emulator/callback                    {url, token, encoding_aes_key, agentid}: where events are pushed
   GET|POST /emulator/faults                  fault settings (see siyu.emulator.faults) and injected counts
   GET|POST /emulator/limits                  {"windows": [[limit, seconds], ...]}; [] switches limits off
-  GET|POST /emulator/clock                   {"advance": seconds}: move the emulator's clock forward
+  GET|POST /emulator/clock                   {"advance": seconds}: move the emulator's clock forward (transfers
+                                             whose 24 hours pass complete at once, with their callbacks)
   GET  /emulator/callbacks?after=ID          recorded deliveries (every attempt) and the number pending
   POST /emulator/callbacks/clear             forget recorded deliveries
   GET  /emulator/welcome_messages            what send_welcome_msg delivered
   POST /emulator/simulate/<action>           add_contact, del_contact, edit_contact, tags/create, tags/update,
                                              tags/delete, chat/create, chat/join, chat/leave, chat/update,
-                                             chat/dismiss, groupmsg/send: change the corp as a user would (and
-                                             fire the callback where WeCom fires one)
+                                             chat/dismiss, join_way, groupmsg/send, message, open_material,
+                                             member/resign, transfer/refuse, moment/publish, moment/post,
+                                             moment/interact: change the corp as a user would (and fire the
+                                             callback where WeCom fires one)
+  POST /emulator/simulate/run                the behaviour simulator (siyu.emulator.simulator):
+                                             {"steps": N, "seed": S} runs N actions now and answers the ground
+                                             truth; {"rate": R, "seed": S} runs R actions/s in the background.
+                                             Optional: corp_id, mix {kind: weight}, seconds_per_step (steps only)
+  GET  /emulator/simulate/status             the background simulation: running, rate, steps, counts
+  POST /emulator/simulate/stop               stop it (answers its status)
+  GET  /emulator/simulate/truth              the background simulation's ground truth (last 10,000 records)
+  GET  /emulator/chat_messages?after=SEQ     the chat message store in the session archive's JSON (limit ≤ 1000)
+  GET  /emulator/material_opens?after=SEQ    logged material opens (limit ≤ 1000)
+  GET|POST /emulator/materials               {"materials": [{material_id, title, url}]}: what customers open
   GET  /emulator/qr/<config_id>.svg          a placeholder picture for a contact way's qr_code
 """
 
@@ -32,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 from siyu.emulator import actions
 from siyu.emulator.errors import ApiError
 from siyu.emulator.faults import FaultConfig
-from siyu.emulator.model import CallbackConfig, Corp, from_jsonable, to_jsonable
+from siyu.emulator.model import CallbackConfig, Corp, Material, from_jsonable, to_jsonable
+from siyu.emulator.simulator import Mix, Simulator
 from siyu.wecom.crypto import WeComCrypto
 
 if TYPE_CHECKING:
@@ -212,6 +226,71 @@ def _groupmsg_send(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions
     )
 
 
+def _message(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.message_send(
+        corp,
+        now=emulator.clock.now(),
+        sender=_opt_str(d, "from") or "",
+        receiver=_opt_str(d, "to") or "",
+        chat_id=_opt_str(d, "chat_id") or "",
+        content=_opt_str(d, "content") or "",
+        keep=emulator.config.activity_log_max,
+    )
+
+
+def _open_material(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.material_open(
+        corp,
+        now=emulator.clock.now(),
+        external_userid=_opt_str(d, "external_userid") or "",
+        userid=_opt_str(d, "userid") or "",
+        material_id=_opt_str(d, "material_id") or "",
+        url=_opt_str(d, "url") or "",
+        keep=emulator.config.activity_log_max,
+    )
+
+
+def _join_way(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.join_way_scan(
+        corp,
+        now=emulator.clock.now(),
+        config_id=_opt_str(d, "config_id") or "",
+        external_userid=_opt_str(d, "external_userid") or "",
+        room_limit=emulator.config.join_way_room_limit,
+    )
+
+
+def _member_resign(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.member_resign(corp, now=emulator.clock.now(), userid=_opt_str(d, "userid") or "")
+
+
+def _transfer_refuse(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.transfer_refuse(corp, now=emulator.clock.now(), external_userid=_opt_str(d, "external_userid") or "")
+
+
+def _moment_publish(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.moment_publish(
+        corp, now=emulator.clock.now(), moment_id=_opt_str(d, "moment_id") or "", userid=_opt_str(d, "userid") or ""
+    )
+
+
+def _moment_post(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.moment_post(
+        corp, now=emulator.clock.now(), userid=_opt_str(d, "userid") or "", content=_opt_str(d, "content") or ""
+    )
+
+
+def _moment_interact(emulator: Emulator, corp: Corp, d: dict[str, Any]) -> actions.Outcome:
+    return actions.moment_interact(
+        corp,
+        now=emulator.clock.now(),
+        moment_id=_opt_str(d, "moment_id") or "",
+        userid=_opt_str(d, "userid") or "",
+        external_userid=_opt_str(d, "external_userid") or "",
+        kind=_opt_str(d, "kind") or "",
+    )
+
+
 SIMULATIONS: dict[str, Simulation] = {
     "add_contact": _add_contact,
     "del_contact": _del_contact,
@@ -225,7 +304,60 @@ SIMULATIONS: dict[str, Simulation] = {
     "chat/update": _chat_update,
     "chat/dismiss": _chat_dismiss,
     "groupmsg/send": _groupmsg_send,
+    "join_way": _join_way,
+    "message": _message,
+    "open_material": _open_material,
+    "member/resign": _member_resign,
+    "transfer/refuse": _transfer_refuse,
+    "moment/publish": _moment_publish,
+    "moment/post": _moment_post,
+    "moment/interact": _moment_interact,
 }
+
+
+# -- the behaviour simulator ---------------------------------------------------------------------------------------
+
+
+def _simulate_run(emulator: Emulator, data: dict[str, Any]) -> dict[str, Any]:
+    seed = int(data.get("seed", 1))
+    corp_id = _opt_str(data, "corp_id") or ""
+    raw_mix = data.get("mix")
+    if raw_mix is not None and not isinstance(raw_mix, dict):
+        raise AdminError("mix must be an object of weights")
+    mix = Mix.from_dict(raw_mix) if raw_mix else None
+    if ("steps" in data) == ("rate" in data):
+        raise AdminError("give either steps (run now) or rate (run in the background)")
+    if "rate" in data:
+        return emulator.simulation_start(seed=seed, rate=float(data["rate"]), corp_id=corp_id, mix=mix).status()
+    simulator = Simulator(
+        seed, emulator, corp_id=corp_id, mix=mix, seconds_per_step=float(data.get("seconds_per_step", 0))
+    )
+    # Steps take the state lock one at a time, so API calls made meanwhile interleave with the simulation.
+    return simulator.run(int(data["steps"])).as_dict()
+
+
+def _simulation_status(emulator: Emulator) -> dict[str, Any]:
+    if emulator.simulation is None:
+        return {"running": False, "steps": 0}
+    with emulator.lock:  # the truth's counters change under the lock
+        return emulator.simulation.status()
+
+
+def _page_after(data: dict[str, Any]) -> tuple[int, int]:
+    after, limit = int(data.get("after", 0)), int(data.get("limit", 1000))
+    if not 1 <= limit <= 1000:
+        raise AdminError("limit must be between 1 and 1000")
+    return after, limit
+
+
+def _materials(data: dict[str, Any]) -> list[Material]:
+    raw = data.get("materials")
+    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+        raise AdminError("materials must be a list of {material_id, title, url}")
+    materials = [from_jsonable(Material, m) for m in raw]
+    if not all(m.material_id and m.url for m in materials):
+        raise AdminError("every material needs a material_id and a url")
+    return materials
 
 
 # -- dispatch ------------------------------------------------------------------------------------------------------
@@ -241,6 +373,8 @@ def handle_admin(emulator: Emulator, request: Request) -> Response:
             if not isinstance(data, dict):
                 raise AdminError("the body must be a JSON object")
         data = {**request.query, **data}
+        with emulator.lock:
+            emulator.settle(emulator.clock.now())
         result = _dispatch(emulator, request, data)
         if isinstance(result, Response):
             return result
@@ -257,6 +391,18 @@ def _dispatch(emulator: Emulator, request: Request, data: dict[str, Any]) -> Any
     path, method = request.path.rstrip("/"), request.method
     if path == "/emulator/health":
         return {"ok": True, "corps": list(emulator.corps)}
+    if path == "/emulator/simulate/run" and method == "POST":
+        return _simulate_run(emulator, data)
+    if path == "/emulator/simulate/status":
+        return _simulation_status(emulator)
+    if path == "/emulator/simulate/stop" and method == "POST":
+        emulator.simulation_stop()
+        return _simulation_status(emulator)
+    if path == "/emulator/simulate/truth":
+        if emulator.simulation is None:
+            raise AdminError("no background simulation has run")
+        with emulator.lock:
+            return emulator.simulation.simulator.truth.as_dict()
     if path.startswith("/emulator/simulate/") and method == "POST":
         simulation = SIMULATIONS.get(path.removeprefix("/emulator/simulate/"))
         if simulation is None:
@@ -304,6 +450,8 @@ def _dispatch(emulator: Emulator, request: Request, data: dict[str, Any]) -> Any
         if method == "POST":
             emulator.clock.advance(float(data.get("advance", 0)))
             emulator.mark_dirty()
+            with emulator.lock:  # a jump past a transfer's 24 hours completes it (and fires its events) now
+                emulator.settle(emulator.clock.now())
         return {"now": emulator.clock.now(), "offset": emulator.clock.offset}
     if path == "/emulator/callbacks":
         return {
@@ -316,6 +464,28 @@ def _dispatch(emulator: Emulator, request: Request, data: dict[str, Any]) -> Any
     if path == "/emulator/welcome_messages":
         with emulator.lock:
             return {"welcome_messages": list(_corp(emulator, data).welcome_messages)}
+    if path == "/emulator/chat_messages":
+        after, limit = _page_after(data)
+        with emulator.lock:
+            corp = _corp(emulator, data)
+            # Seqs are consecutive and the store only loses its oldest entries, so the start is found by arithmetic.
+            start = max(0, after - corp.chat_messages[0].seq + 1) if corp.chat_messages else 0
+            page = [m.as_archive() for m in corp.chat_messages[start : start + limit]]
+            return {"messages": page, "last_seq": corp.archive_seq}
+    if path == "/emulator/material_opens":
+        after, limit = _page_after(data)
+        with emulator.lock:
+            corp = _corp(emulator, data)
+            start = max(0, after - corp.material_opens[0].seq + 1) if corp.material_opens else 0
+            page = [to_jsonable(o) for o in corp.material_opens[start : start + limit]]
+            return {"opens": page, "last_seq": corp.open_seq}
+    if path == "/emulator/materials":
+        with emulator.lock:
+            corp = _corp(emulator, data)
+            if method == "POST":
+                corp.materials = _materials(data)
+                emulator.mark_dirty()
+            return {"materials": to_jsonable(corp.materials)}
     if path.startswith("/emulator/qr/") and path.endswith(".svg"):
         return Response(200, _qr_placeholder(path.removeprefix("/emulator/qr/").removesuffix(".svg")), "image/svg+xml")
     return Response.json({"error": f"no admin endpoint {method} {path}"}, 404)

@@ -1,11 +1,13 @@
 """The emulator: a plain WSGI application holding its own WeCom state (no Django, no siyu database).
 
 Request flow for /cgi-bin/ (WeCom's API):
-  route lookup → fault draw (latency, 5xx) → under the state lock: access_token check (41001/40014/42001),
+  route lookup → fault draw (latency, 5xx) → under the state lock: settle what came due (transfers whose 24 hours
+  passed complete and fire their callbacks), access_token check (41001/40014/42001),
   48002 for customer-contact APIs called with another app's token, per-corp per-API frequency limit (45009),
   injected 45009/42001, the endpoint → JSON (cut in half when a truncation fault hit).
 /emulator/ is the emulator's own admin surface (see `siyu.emulator.admin`): faults, limits, clock, corps,
-simulated client actions, recorded callback deliveries. It is never rate-limited or faulted.
+simulated client actions, the behaviour simulator, recorded callback deliveries, the chat message store. It is
+never rate-limited or faulted.
 
 State is in memory behind one re-entrant lock; a saver thread writes a JSON snapshot (atomically) when
 something changed, and `close()` writes a last one, so a restarted emulator resumes with the same corps,
@@ -26,7 +28,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siyu.emulator.callbacks import CallbackSender, Event
 from siyu.emulator.cgi import Call, Route, load_routes
@@ -34,8 +36,12 @@ from siyu.emulator.clock import Clock
 from siyu.emulator.config import EmulatorConfig
 from siyu.emulator.errors import MESSAGES, ApiError, ErrCode
 from siyu.emulator.faults import FaultInjector
+from siyu.emulator.inheritance import settle as settle_transfers
 from siyu.emulator.limits import RateLimiter
 from siyu.emulator.model import App, Corp, Token, dumps, from_jsonable
+
+if TYPE_CHECKING:
+    from siyu.emulator.simulator import BackgroundSimulation, Mix
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +112,9 @@ class Emulator:
         self._save_lock = threading.Lock()
         self._stop = threading.Event()
         self._saver: threading.Thread | None = None
+        self._settler: threading.Thread | None = None
+        # The behaviour simulator running in the background, if any (one per emulator: the demo's live activity).
+        self.simulation: BackgroundSimulation | None = None
 
     # -- life cycle --------------------------------------------------------------------------------------------
 
@@ -127,12 +136,18 @@ class Emulator:
         if self.config.state_path is not None:
             self._saver = threading.Thread(target=self._save_loop, name="emulator-saver", daemon=True)
             self._saver.start()
+        self._settler = threading.Thread(target=self._settle_loop, name="emulator-settler", daemon=True)
+        self._settler.start()
+        if self.config.simulate_rate > 0 and self.corps:
+            self.simulation_start(seed=self.config.simulate_seed, rate=self.config.simulate_rate)
         return self
 
     def close(self) -> None:
+        self.simulation_stop()
         self._stop.set()
-        if self._saver is not None:
-            self._saver.join(5)
+        for thread in (self._saver, self._settler):
+            if thread is not None:
+                thread.join(5)
         self.callbacks.stop()
         self.save()
 
@@ -186,6 +201,45 @@ class Emulator:
             except OSError:
                 log.exception("could not save the emulator state")
 
+    # -- the behaviour simulator -----------------------------------------------------------------------------------
+
+    def simulation_start(
+        self, *, seed: int, rate: float, corp_id: str = "", mix: Mix | None = None
+    ) -> BackgroundSimulation:
+        """Run the simulator at `rate` actions per second in the background, replacing one already running."""
+        from siyu.emulator.simulator import BackgroundSimulation, Simulator
+
+        simulator = Simulator(seed, self, corp_id=corp_id, mix=mix, max_records=10_000)
+        self.simulation_stop()
+        self.simulation = BackgroundSimulation(simulator, rate).start()
+        return self.simulation
+
+    def simulation_stop(self) -> None:
+        if self.simulation is not None:
+            self.simulation.stop()
+
+    # -- WeCom's own time-driven changes --------------------------------------------------------------------------
+
+    def settle(self, now: float) -> list[int]:
+        """Complete what WeCom completes by itself once its time has come (transfers after their 24 hours, group
+        inheritance) and deliver the resulting events. The caller holds the state lock. Every API and admin request
+        settles first, so a client never sees a state that should already have moved on; a background thread
+        settles too, so the events also come when nobody calls."""
+        events: list[Event] = []
+        for corp in self.corps.values():
+            if corp.next_due() <= now:
+                events += settle_transfers(corp, now, member_limit=self.config.member_customer_limit)
+                self._dirty = True
+        return self.emit(events) if events else []
+
+    def _settle_loop(self) -> None:
+        while not self._stop.wait(self.config.settle_interval):
+            try:
+                with self.lock:
+                    self.settle(self.clock.now())
+            except Exception:  # a bug must not stop transfers from ever completing
+                log.exception("settling the emulator state failed")
+
     # -- events --------------------------------------------------------------------------------------------------
 
     def emit(self, events: Iterable[Event]) -> list[int]:
@@ -231,6 +285,7 @@ class Emulator:
             return Response(503, page, "text/html")
         with self.lock:
             now = self.clock.now()
+            self.settle(now)
             try:
                 if route is None:  # gettoken: the one call without an access_token
                     data = self._gettoken(request, now, decision.errcode_45009)

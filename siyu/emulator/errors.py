@@ -3,7 +3,10 @@
 Codes and meanings come from wecom-api.md §1/§5 (the official global error-code table, doc path 90313). A few
 situations the SCRM pages do not spell out use the closest code of that same table; they are marked "(table)"
 below so a reader knows they were chosen, not observed:
-40050 unknown chat_id, 40068 unknown tag id, 40071 duplicate tag name, 81017 too many members to scan.
+40050 unknown chat_id, 40068 unknown tag id, 40071 duplicate tag name, 81017 too many members to scan,
+45009 for a fourth remind_groupmsg_send within 24 h (the doc gives the limit, not its code), 41043/41044 reused for
+a missing/unknown join-way config_id, 90501 for a chat id that is not one of the corp's customer groups in the
+group-transfer APIs.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ class ErrCode(IntEnum):
     TAG_NAME_EXISTS = 40071  # (table) "不合法的标签名字: 标签名字已经存在"
     SECRET_OF_OTHER_CORP = 40091
     INVALID_EXTERNAL_USERID = 40096
+    NOT_RESIGNED = 40097
+    EXTERNAL_CONTACT_LIMIT = 40099
     CORP_TAG_LIMIT = 40126
+    TRANSFERRED_TOO_OFTEN = 40128
+    IN_TRANSFER = 40129
+    SAME_HANDOVER_TAKEOVER = 40130
+    NOT_HANDOVER_FOLLOWER = 40131
     MISSING_ACCESS_TOKEN = 41001
     MISSING_CORPID = 41002
     MISSING_SECRET = 41004
@@ -46,6 +55,10 @@ class ErrCode(IntEnum):
     MISSING_WELCOME_CODE = 41049
     INVALID_WELCOME_CODE = 41050
     ALREADY_CHATTING = 41051
+    MISSING_MOMENT_ID = 41059
+    INVALID_MOMENT_ID = 41060
+    MOMENT_NOT_BY_USER = 41061
+    MOMENT_NOT_PUBLISHED = 41062
     STILL_DISPATCHING = 41063
     INVALID_ATTACHMENT_TYPE = 41065
     ACCESS_TOKEN_EXPIRED = 42001
@@ -56,6 +69,12 @@ class ErrCode(IntEnum):
     USERID_NOT_FOUND = 60111
     TOO_MANY_REQUESTED = 81017  # (table) "请求个数超过限制"
     NOT_EXTERNAL_CONTACT = 84061
+    OWNER_NOT_RESIGNED = 90500
+    NOT_CUSTOMER_GROUP = 90501
+    OWNER_RESIGNED = 90502
+    OWNER_UNCHANGED = 90504
+    GROUP_TRANSFER_IN_PROGRESS = 90507
+    GROUP_ALREADY_INHERITED = 90508
     NOT_IN_CONTACT_RANGE = 610004
 
 
@@ -72,7 +91,13 @@ MESSAGES: dict[int, str] = {
     ErrCode.TAG_NAME_EXISTS: "invalid tag name, the name already exists",
     ErrCode.SECRET_OF_OTHER_CORP: "secret is invalid",
     ErrCode.INVALID_EXTERNAL_USERID: "invalid external userid",
+    ErrCode.NOT_RESIGNED: "user is not resigned",
+    ErrCode.EXTERNAL_CONTACT_LIMIT: "external contact count reaches the limit",
     ErrCode.CORP_TAG_LIMIT: "corp tag count reaches the limit",
+    ErrCode.TRANSFERRED_TOO_OFTEN: "customer transferred too often",
+    ErrCode.IN_TRANSFER: "customer is being transferred",
+    ErrCode.SAME_HANDOVER_TAKEOVER: "handover_userid and takeover_userid are the same",
+    ErrCode.NOT_HANDOVER_FOLLOWER: "handover_userid is not a follower of the external contact",
     ErrCode.MISSING_ACCESS_TOKEN: "access_token missing",
     ErrCode.MISSING_CORPID: "corpid missing",
     ErrCode.MISSING_SECRET: "corpsecret missing",
@@ -93,6 +118,10 @@ MESSAGES: dict[int, str] = {
     ErrCode.MISSING_WELCOME_CODE: "missing welcome_code",
     ErrCode.INVALID_WELCOME_CODE: "invalid welcome_code",
     ErrCode.ALREADY_CHATTING: "customer and member already chatted or the welcome_code was used",
+    ErrCode.MISSING_MOMENT_ID: "missing moment_id",
+    ErrCode.INVALID_MOMENT_ID: "invalid moment_id",
+    ErrCode.MOMENT_NOT_BY_USER: "the moment was not published by this userid",
+    ErrCode.MOMENT_NOT_PUBLISHED: "the member has not published the corp moment yet",
     ErrCode.STILL_DISPATCHING: "the mass message is still being dispatched, retry later",
     ErrCode.INVALID_ATTACHMENT_TYPE: "invalid attachment type",
     ErrCode.ACCESS_TOKEN_EXPIRED: "access_token expired",
@@ -103,6 +132,12 @@ MESSAGES: dict[int, str] = {
     ErrCode.USERID_NOT_FOUND: "userid not found",
     ErrCode.TOO_MANY_REQUESTED: "request count exceeds the limit",
     ErrCode.NOT_EXTERNAL_CONTACT: "not external contact",
+    ErrCode.OWNER_NOT_RESIGNED: "the group owner has not resigned",
+    ErrCode.NOT_CUSTOMER_GROUP: "not a customer group",
+    ErrCode.OWNER_RESIGNED: "the group owner has resigned",
+    ErrCode.OWNER_UNCHANGED: "the group owner is unchanged",
+    ErrCode.GROUP_TRANSFER_IN_PROGRESS: "the group is being inherited",
+    ErrCode.GROUP_ALREADY_INHERITED: "the group was already inherited",
     ErrCode.NOT_IN_CONTACT_RANGE: "userid not in customer contact range",
 }
 

@@ -63,3 +63,21 @@ def callback_token(seed: int, corp_id: str) -> str:
 def encoding_aes_key(seed: int, corp_id: str) -> str:
     # 43 characters of base64 = 32 key bytes without the trailing "=" (wecom-api.md §2.1).
     return base64.b64encode(_digest(seed, corp_id, "aes-key")).decode()[:43]
+
+
+def archive_msgid(corp_id: str, n: int, seconds: int) -> str:
+    # The session archive's msgids look like "11930598857592605935_1603875608": a large number, "_", unix seconds.
+    number = int.from_bytes(_digest(corp_id, "archive", n)[:8], "big")
+    return f"{number}_{seconds}"
+
+
+def join_way_id(corp_id: str, n: int) -> str:
+    return _digest(corp_id, "join_way", n).hex()[:32]
+
+
+def moment_id(corp_id: str, n: int) -> str:
+    return "mom" + _alnum(_digest(corp_id, "moment", n), 29)
+
+
+def jobid(corp_id: str, n: int) -> str:
+    return "job" + _alnum(_digest(corp_id, "job", n), 29)

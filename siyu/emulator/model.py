@@ -66,6 +66,7 @@ class Member:
     customer_contact: bool = True
     alias: str = ""
     open_userid: str = ""
+    dimission_time: int = 0  # when the member resigned (status 5); get_unassigned_list reports it
 
 
 @dataclass
@@ -154,6 +155,7 @@ class GroupChatMember:
     group_nickname: str = ""
     name: str = ""
     unionid: str = ""
+    state: str = ""  # the `state` of the 加入群聊 join way the customer came through
 
 
 @dataclass
@@ -166,6 +168,100 @@ class GroupChat:
     status: int = 0  # 0 normal, 1 owner resigned, 2 inheritance in progress, 3 inheritance done
     member_list: list[GroupChatMember] = field(default_factory=list)
     admin_list: list[str] = field(default_factory=list)
+    # A resigned owner's group being inherited (status 2): who takes it over, and when that completes.
+    transfer_to: str = ""
+    transfer_due: float = 0.0
+
+
+@dataclass
+class JoinWay:
+    """A 「加入群聊」 way (groupchat/add_join_way): a QR code or mini-program button that puts customers in groups."""
+
+    config_id: str
+    scene: int  # 1 mini-program plugin, 2 QR code plugin
+    create_time: int
+    seq: int
+    agentid: int  # the app that made it: apps only see their own join ways (§4.5)
+    chat_id_list: list[str] = field(default_factory=list)
+    remark: str = ""
+    auto_create_room: int = 1
+    room_base_name: str = ""
+    room_base_id: int = 0
+    state: str = ""
+    mark_source: bool = False
+    qr_code: str = ""
+
+
+@dataclass
+class Transfer:
+    """One customer handed from one member to another (在职继承 transfer_customer or 离职继承
+    resigned/transfer_customer). Waiting (2) for 24 hours, then taken over (1) unless the customer refused (3),
+    the takeover member was at their customer limit (4) or the relationship was gone by then (5)."""
+
+    seq: int
+    kind: str  # "onjob" | "resigned"
+    external_userid: str
+    handover_userid: str
+    takeover_userid: str
+    started_at: float
+    takeover_at: float  # while waiting: when it will complete; afterwards: when it completed or failed
+    status: int = 2
+    message: str = ""  # transfer_success_msg
+
+
+@dataclass
+class ChatMessage:
+    """One chat message as the session archive (会话存档) hands it out after decryption.
+
+    Real WeCom delivers chat content only through that archive (a C SDK pulled by `seq`, content RSA-encrypted per
+    message), never through callbacks; the emulator keeps the decrypted form, served under /emulator/chat_messages.
+    Field names follow the archive's JSON (msgid, action, from, tolist, roomid, msgtime in ms, msgtype, text).
+    """
+
+    seq: int  # the archive's pull position: strictly increasing per corp
+    msgid: str
+    sender: str  # "from" in the archive's JSON
+    tolist: list[str]
+    roomid: str  # the group chat's chat_id, "" for a one-to-one chat
+    msgtime: int  # milliseconds
+    content: str
+    msgtype: str = "text"
+    action: str = "send"
+
+    def as_archive(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "msgid": self.msgid,
+            "action": self.action,
+            "from": self.sender,
+            "tolist": list(self.tolist),
+            "roomid": self.roomid,
+            "msgtime": self.msgtime,
+            "msgtype": self.msgtype,
+            "text": {"content": self.content},
+        }
+
+
+@dataclass
+class Material:
+    """A piece of content guides share (an article, a product page): what the simulated customers open."""
+
+    material_id: str
+    title: str
+    url: str
+
+
+@dataclass
+class MaterialOpen:
+    """A customer opened a material a member shared. WeCom never reports this; siyu's own tracked link would see
+    the visit. The emulator only logs it (GET /emulator/material_opens) so the siyu side can be checked later."""
+
+    seq: int
+    at: int
+    external_userid: str
+    userid: str  # the member who shared it
+    material_id: str
+    url: str
 
 
 @dataclass
@@ -210,6 +306,60 @@ class GroupMsg:
     tasks: list[GroupMsgTask] = field(default_factory=list)
     results: list[GroupMsgResult] = field(default_factory=list)
     cancelled: bool = False
+    reminders: list[float] = field(default_factory=list)  # remind_groupmsg_send calls: at most 3 per 24 h
+
+
+@dataclass
+class MomentJob:
+    """add_moment_task's asynchronous job: validated at once, the moment exists when the job is done."""
+
+    jobid: str
+    created_at: float
+    moment_id: str  # assigned up front, published (visible to the moment APIs) when the job completes
+    errcode: int = 0
+    errmsg: str = "ok"
+    invalid_users: list[str] = field(default_factory=list)
+    invalid_departments: list[int] = field(default_factory=list)
+    invalid_tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MomentTask:
+    userid: str
+    publish_status: int = 0  # 0 not yet published, 1 published
+    publish_time: int = 0
+
+
+@dataclass
+class MomentInteraction:
+    create_time: int
+    external_userid: str = ""
+    userid: str = ""
+
+
+@dataclass
+class Moment:
+    """A customer-moment (客户朋友圈) post: made by the corp (add_moment_task, members still publish it in the
+    client) or by a member themselves."""
+
+    moment_id: str
+    seq: int
+    create_time: int
+    create_type: int  # 0 corp, 1 personal
+    visible_type: int  # 0 visible to part of the customers (a tag filter), 1 public
+    creator: str = ""  # "" for moments made through add_moment_task (get_moment_list then omits creator)
+    text: str = ""
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    tag_list: list[str] = field(default_factory=list)
+    tasks: list[MomentTask] = field(default_factory=list)
+    # Per publishing member, fixed when they published: the customers in the range they published to (their
+    # customers, tag-filtered) and those it actually reached (the relationship still two-way).
+    visible: dict[str, list[str]] = field(default_factory=dict)
+    sent: dict[str, list[str]] = field(default_factory=dict)
+    comments: dict[str, list[MomentInteraction]] = field(default_factory=dict)  # by publishing member
+    likes: dict[str, list[MomentInteraction]] = field(default_factory=dict)
+    cancelled: bool = False
+    visible_from: float = 0.0  # the job's completion time: before it, the moment APIs do not know the id yet
 
 
 @dataclass
@@ -236,11 +386,23 @@ class Corp:
     # What the app sent through send_welcome_msg, for tests and the demo to look at (WeCom shows it in the chat).
     welcome_messages: list[dict[str, Any]] = field(default_factory=list)
     group_msgs: dict[str, GroupMsg] = field(default_factory=dict)
+    join_ways: dict[str, JoinWay] = field(default_factory=dict)
+    moment_jobs: dict[str, MomentJob] = field(default_factory=dict)
+    moments: dict[str, Moment] = field(default_factory=dict)
+    transfers: list[Transfer] = field(default_factory=list)  # every customer transfer, in start order
+    # What customers and members said (the session archive's content) and which materials customers opened; both
+    # are capped (EmulatorConfig.activity_log_max) with the oldest dropped, their seq counters keep counting.
+    chat_messages: list[ChatMessage] = field(default_factory=list)
+    archive_seq: int = 0
+    materials: list[Material] = field(default_factory=list)
+    material_opens: list[MaterialOpen] = field(default_factory=list)
+    open_seq: int = 0
     # Counter behind every generated id and follow seq: ids stay deterministic for a given sequence of calls.
     seq: int = 0
 
     def __post_init__(self) -> None:
         self._member_follows: dict[str, dict[str, int]] = {}
+        self._next_due: float | None = None
         self.reindex()
 
     # -- derived indexes (not persisted) ---------------------------------------------------------------------
@@ -255,6 +417,18 @@ class Corp:
         for seq, userid, external_userid in pairs:
             index.setdefault(userid, {})[external_userid] = seq
         self._member_follows = index
+
+    def next_due(self) -> float:
+        """When the earliest waiting customer or group transfer completes (inf if none): lets the emulator skip
+        the settling pass on every call until something is due."""
+        if self._next_due is None:
+            due = [t.takeover_at for t in self.transfers if t.status == 2]
+            due += [c.transfer_due for c in self.group_chats.values() if c.status == 2]
+            self._next_due = min(due, default=float("inf"))
+        return self._next_due
+
+    def due_changed(self) -> None:
+        self._next_due = None
 
     def customers_of(self, userid: str) -> dict[str, int]:
         """external_userid → follow seq for one member, in seq order."""

@@ -98,7 +98,8 @@ _GIVEN_MALE = tuple(_ZhNames.first_names_male)
 _GIVEN_FEMALE = tuple(_ZhNames.first_names_female)
 
 
-def _name(rng: random.Random, gender: int) -> str:
+def person_name(rng: random.Random, gender: int) -> str:
+    """A Chinese full name (gender 1 male, else female given names); the simulator names new customers with it."""
     return rng.choice(_SURNAMES) + rng.choice(_GIVEN_MALE if gender == 1 else _GIVEN_FEMALE)
 
 
@@ -145,7 +146,7 @@ def build_corp(spec: SeedSpec) -> Corp:
                 userid = f"guide{store_id:03d}{g + 1:02d}"
                 corp.members[userid] = Member(
                     userid,
-                    _name(rng, gender),
+                    person_name(rng, gender),
                     [store_id],
                     store_id,
                     position="店长" if g == 0 else "导购",
@@ -210,7 +211,7 @@ def build_corp(spec: SeedSpec) -> Corp:
         wecom_user = rng.random() < 0.03
         customer = ExternalContact(
             external_userid=ids.external_userid(corp_id, n),
-            name=_name(rng, gender),
+            name=person_name(rng, gender),
             type=2 if wecom_user else 1,
             gender=gender,
             unionid="" if wecom_user or rng.random() < 0.2 else ids.unionid(corp_id, n),

@@ -57,6 +57,17 @@ def route(
 
 def load_routes() -> dict[str, Route]:
     """Import every endpoint module (each registers itself) and return the routing table."""
-    from siyu.emulator.cgi import contact_way, contacts, groupchat, groupmsg, org, tags, welcome  # noqa: F401
+    from siyu.emulator.cgi import (  # noqa: F401
+        contact_way,
+        contacts,
+        groupchat,
+        groupmsg,
+        join_way,
+        moments,
+        org,
+        tags,
+        transfer,
+        welcome,
+    )
 
     return ROUTES

@@ -119,7 +119,8 @@ def add_contact_way(call: Call) -> dict[str, Any]:
     if is_temp and way_type != 1:
         raise ApiError(ErrCode.INVALID_PARAMETER, "a temporary contact way takes a single member")
     users, parties = _members(call, way_type, body)
-    if sum(1 for w in corp.contact_ways.values() if w.from_api) >= call.config.max_contact_ways:
+    # One quota for 「联系我」 and 「加入群聊」 ways (§4.3, 99547).
+    if sum(1 for w in corp.contact_ways.values() if w.from_api) + len(corp.join_ways) >= call.config.max_contact_ways:
         raise ApiError(ErrCode.CONTACT_WAY_LIMIT)
     seq = corp.next_seq()
     config_id = ids.config_id(corp.corp_id, seq)

@@ -1,4 +1,5 @@
-"""Customer groups (wecom-api.md §4.5): groupchat/list and groupchat/get."""
+"""Customer groups (wecom-api.md §4.5): groupchat/list and groupchat/get (join ways: cgi/join_way.py; group
+inheritance: cgi/transfer.py)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ def groupchat_get(call: Call) -> dict[str, Any]:
         if m.invitor:
             row["invitor"] = {"userid": m.invitor}
         row["group_nickname"] = m.group_nickname
+        if m.state:  # joined through a 「加入群聊」 way with a state (99547 appendix)
+            row["state"] = m.state
         if need_name:
             row["name"] = m.name
         members.append(row)

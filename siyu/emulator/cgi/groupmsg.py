@@ -1,5 +1,5 @@
 """Mass messages (企业群发, wecom-api.md §4.6): add_msg_template, get_groupmsg_list_v2, get_groupmsg_task,
-get_groupmsg_send_result and cancel_groupmsg_send.
+get_groupmsg_send_result, remind_groupmsg_send and cancel_groupmsg_send.
 
 add_msg_template only creates tasks: nothing reaches a customer until the member confirms in the client
 (POST /emulator/simulate/groupmsg/send), which is when the monthly receive quota is applied. Each customer goes
@@ -28,6 +28,7 @@ from siyu.emulator.errors import ApiError, ErrCode
 from siyu.emulator.model import Corp, ExternalContact, GroupMsg, GroupMsgResult, GroupMsgTask
 
 RECIPIENTS_MAX = 10_000
+REMINDERS_PER_DAY = 3  # remind_groupmsg_send: at most 3 per mass message within 24 hours (§4.6)
 
 
 def _tag_filter(body: dict[str, Any]) -> list[set[str]]:
@@ -202,6 +203,20 @@ def get_groupmsg_send_result(call: Call) -> dict[str, Any]:
         rows.append(row)
     page, next_cursor = _page(call, "get_groupmsg_send_result", msg.msgid + ":" + userid, rows)
     return {"send_list": page, "next_cursor": next_cursor}
+
+
+@route("externalcontact/remind_groupmsg_send", writes=True)
+def remind_groupmsg_send(call: Call) -> dict[str, Any]:
+    """Notify the members who have not sent it yet again (the notification itself is not emulated)."""
+    msg = _msg(call)
+    if msg.cancelled:
+        raise ApiError(ErrCode.INVALID_PARAMETER, "the mass message was cancelled")
+    recent = [at for at in msg.reminders if call.now - at < 86_400]
+    if len(recent) >= REMINDERS_PER_DAY:
+        # The doc states the limit but not its errcode; the frequency-limit code is the closest.
+        raise ApiError(ErrCode.FREQUENCY_LIMIT, "at most 3 reminders per mass message within 24 hours")
+    msg.reminders = [*recent, call.now]
+    return {}
 
 
 @route("externalcontact/cancel_groupmsg_send", writes=True)

@@ -2,78 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
-import urllib.parse
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from siyu.emulator.tests.conftest import Running, StartEmulator
+from siyu.emulator.tests.conftest import AES_KEY, TOKEN, Received, Receiver, Running, StartEmulator
 from siyu.wecom.crypto import CallbackCryptoError, WeComCrypto, parse_xml
-
-TOKEN = "emulatortoken"
-AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"  # wecom-api.md §2.5's key: any 43-char key works
-
-
-@dataclass
-class Received:
-    query: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class Receiver:
-    """A tiny callback endpoint: answers from `script` ((status, delay) per request), then 200."""
-
-    server: ThreadingHTTPServer
-    script: list[tuple[int, float]] = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/wecom/callback"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state: dict[str, Receiver] = {}
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
-            with lock:
-                rec = state["receiver"]
-                rec.received.append(Received(query, body, time.monotonic()))
-                status, delay = rec.script.pop(0) if rec.script else (200, 0.0)
-            time.sleep(delay)
-            try:
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            except OSError:  # the emulator gave up waiting and closed the connection
-                pass
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state["receiver"] = Receiver(server)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield state["receiver"]
-    server.shutdown()
-    server.server_close()
 
 
 def connect(running: Running, receiver: Receiver) -> None:

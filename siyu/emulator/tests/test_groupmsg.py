@@ -176,3 +176,23 @@ def test_pages_of_tasks_results_and_messages(emulator: Running) -> None:
     )
     by_seq = sorted(customers, key=lambda c: emulator.corp.contacts[c].follows[sender].seq)
     assert [r["external_userid"] for r in rows] == by_seq
+
+
+def test_remind_at_most_three_times_a_day(emulator: Running) -> None:
+    client = emulator.client
+    sender, _ = _guide_with_customers(emulator)
+    msgid = client.post("externalcontact/add_msg_template", {"sender": sender, "text": TEXT})["msgid"]
+    assert client.post("externalcontact/remind_groupmsg_send", {"msgid": msgid})["errcode"] == 41063  # dispatching
+    client.admin("clock", {"advance": 3})
+    for _ in range(3):
+        assert client.post("externalcontact/remind_groupmsg_send", {"msgid": msgid}) == {"errcode": 0, "errmsg": "ok"}
+    assert client.post("externalcontact/remind_groupmsg_send", {"msgid": msgid})["errcode"] == 45009
+    client.admin("clock", {"advance": 86_400})
+    client.refresh()
+    assert client.post("externalcontact/remind_groupmsg_send", {"msgid": msgid})["errcode"] == 0
+    export = client.admin("corps/export")
+    assert len(export["group_msgs"][msgid]["reminders"]) == 1  # only the last 24 hours are kept
+    assert client.post("externalcontact/remind_groupmsg_send", {})["errcode"] == 41046
+    assert client.post("externalcontact/remind_groupmsg_send", {"msgid": "msgnope"})["errcode"] == 41047
+    client.post("externalcontact/cancel_groupmsg_send", {"msgid": msgid})
+    assert client.post("externalcontact/remind_groupmsg_send", {"msgid": msgid})["errcode"] == 40058

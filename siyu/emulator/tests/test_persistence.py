@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from siyu.emulator.config import EmulatorConfig
@@ -17,9 +11,16 @@ from siyu.emulator.core import Emulator
 from siyu.emulator.model import Corp, dumps
 from siyu.emulator.seed import SeedSpec, build_corp
 from siyu.emulator.server import serve_in_thread
-from siyu.emulator.tests.conftest import ANCHOR, SMALL, WeComClient, copy_corp
-
-REPO = Path(__file__).resolve().parents[3]
+from siyu.emulator.tests.conftest import (
+    ANCHOR,
+    SMALL,
+    WeComClient,
+    copy_corp,
+    free_port,
+    serve_cli,
+    stop_cli,
+    wait_up,
+)
 
 
 def test_seeding_is_deterministic() -> None:
@@ -69,61 +70,18 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         again.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"siyu emulator exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/emulator/corps", timeout=2) as response:  # noqa: S310
-                return json.loads(response.read())
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("siyu emulator did not come up")
-
-
 def _serve(port: int, state: Path) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable,
-        "-m",
-        "siyu.cli",
-        "emulator",
-        "--port",
-        str(port),
-        "--state",
-        str(state),
-        "--customers",
-        "30",
-        "--group-chats",
-        "2",
-        "--seed",
-        "11",
-        "--corp-id",
-        "wwclitest00000001",
-    ]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "siyu.settings"}
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    return out.decode()
+    args = ["--state", str(state), "--customers", "30", "--group-chats", "2", "--seed", "11"]
+    return serve_cli(port, *args, "--corp-id", "wwclitest00000001")
 
 
 def test_siyu_emulator_command_serves_with_gunicorn_and_resumes(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     state = tmp_path / "state.json"
     proc = _serve(port, state)
     try:
-        corps = _wait_up(url, proc)["corps"]
+        corps = wait_up(url, proc)["corps"]
         (corp,) = corps  # type: ignore[misc]
         assert corp["corp_id"] == "wwclitest00000001"
         assert corp["counts"]["contacts"] == 30
@@ -132,15 +90,47 @@ def test_siyu_emulator_command_serves_with_gunicorn_and_resumes(tmp_path: Path) 
         token = client.refresh()
         assert len(client.get("externalcontact/get_follow_user_list")["follow_user"]) > 0
     finally:
-        output = _stop(proc)
+        output = stop_cli(proc)
     assert "WeCom emulator" in output
     assert secret in output  # the banner tells the operator the credentials
     assert state.exists()
 
     proc = _serve(port, state)
     try:
-        _wait_up(url, proc)
+        wait_up(url, proc)
         client = WeComClient(url, "wwclitest00000001", secret, _token=token)
         assert client.get("externalcontact/get_follow_user_list")["errcode"] == 0
     finally:
-        _stop(proc)
+        stop_cli(proc)
+
+
+def test_snapshot_keeps_activity_inheritance_moments_and_join_ways(tmp_path: Path) -> None:
+    """Everything the simulator and the later endpoints add to a corp survives a restart unchanged."""
+    path = tmp_path / "state.json"
+    config = EmulatorConfig(state_path=path, moment_job_seconds=0)
+    running = serve_in_thread(Emulator.open(config, lambda: [build_corp(SMALL)]))
+    corp = running.emulator.corps[SMALL.resolved_corp_id()]
+    client = WeComClient(running.url, corp.corp_id, corp.apps[0].secret)
+    client.admin("simulate/run", {"steps": 300, "seed": 8})
+    chat_id = next(iter(corp.group_chats))
+    assert (
+        client.post("externalcontact/groupchat/add_join_way", {"scene": 2, "chat_id_list": [chat_id]})["errcode"] == 0
+    )
+    handover = next(u for u in corp.members if u.startswith("guide") and corp.customers_of(u))
+    customer = next(iter(corp.customers_of(handover)))
+    body = {"handover_userid": handover, "takeover_userid": "brand_ip", "external_userid": [customer]}
+    assert client.post("externalcontact/transfer_customer", body)["errcode"] == 0
+    jobid = client.post("externalcontact/add_moment_task", {"text": {"content": "新品"}})["jobid"]
+    moment_id = client.get("externalcontact/get_moment_task_result", jobid=jobid)["result"]["moment_id"]
+    client.admin("simulate/moment/publish", {"moment_id": moment_id, "userid": handover})
+    before = dumps(corp)
+    running.stop()
+
+    again = serve_in_thread(Emulator.open(config, _no_seed))
+    try:
+        restored = again.emulator.corps[corp.corp_id]
+        assert dumps(restored) == before
+        assert restored.transfers[0].status == 2
+        assert restored.next_due() == restored.transfers[0].takeover_at  # derived state rebuilt, not stored
+    finally:
+        again.stop()

@@ -1,7 +1,8 @@
 """`siyu emulator`: serve the offline WeCom on 127.0.0.1:8001 (gunicorn, one worker) until Ctrl-C.
 
 Every flag has a SIYU_EMULATOR_* environment default (e.g. SIYU_EMULATOR_FAULT_5XX=0.1). The state is kept in
-VAR_DIR/emulator/state.json: a restart resumes it; --reset starts again from the seed.
+VAR_DIR/emulator/state.json: a restart resumes it; --reset starts again from the seed. --simulate-rate R runs the
+behaviour simulator (seeded customers adding guides, chatting, joining groups...) at R actions per second.
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ class Command(BaseCommand):
         cb.add_argument("--callback-aes-key", default=_env("CALLBACK_AES_KEY", ""))
         cb.add_argument("--callback-workers", type=int, default=int(_env("CALLBACK_WORKERS", "1")))
         cb.add_argument("--callback-retry-delay", type=float, default=float(_env("CALLBACK_RETRY_DELAY", "1")))
+        sim = parser.add_argument_group("behaviour simulator (siyu.emulator.simulator)")
+        sim.add_argument(
+            "--simulate-rate",
+            type=float,
+            default=float(_env("SIMULATE_RATE", "0")),
+            help="simulated customer actions per second in the background (0 = off)",
+        )
+        sim.add_argument("--simulate-seed", type=int, default=int(_env("SIMULATE_SEED", "1")))
         lim = parser.add_argument_group("limits and faults")
         lim.add_argument("--token-ttl", type=int, default=int(_env("TOKEN_TTL", "7200")))
         lim.add_argument("--rate-limit", default=_env("RATE_LIMIT", "10000/60,150000/3600"), help='"off" disables')
@@ -99,6 +108,8 @@ class Command(BaseCommand):
             faults.validate()
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if o["simulate_rate"] < 0:
+            raise CommandError("--simulate-rate must not be negative")
         config = EmulatorConfig(
             public_url=public_url,
             token_ttl=o["token_ttl"],
@@ -107,6 +118,8 @@ class Command(BaseCommand):
             callback_workers=o["callback_workers"],
             callback_retry_delay=o["callback_retry_delay"],
             state_path=state_path,
+            simulate_rate=o["simulate_rate"],
+            simulate_seed=o["simulate_seed"],
         )
         corp_ids = o["corp_id"] or [_env("CORP_ID", "")]
         specs = [
@@ -143,6 +156,11 @@ class Command(BaseCommand):
         url = f"http://{o['host']}:{o['port']}"
         lines = ["", f"  WeCom emulator  {url}/cgi-bin/  (admin: {url}/emulator/health)"]
         lines.append(f"  state           {state_path or 'in memory only'}")
+        if o["simulate_rate"]:
+            lines.append(
+                f"  simulator       {o['simulate_rate']:g} actions/s, seed {o['simulate_seed']}"
+                f"  (status: {url}/emulator/simulate/status)"
+            )
         for corp in emulator.corps.values():
             app = next(a for a in corp.apps if a.customer_contact)
             counts = f"{len(corp.members)} members, {len(corp.contacts)} customers, {len(corp.group_chats)} groups"
