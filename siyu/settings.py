@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "siyu.tags",
     "siyu.analytics",
     "siyu.commerce",
+    "siyu.groups",
     "siyu.wecom",
     "siyu.emulator",
     "siyu.api",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.utils.translation import gettext_lazy as _
 from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("message.received", _("Sent a message"), ("guide_id",)),
         EventType("material.opened", _("Opened a material"), ("material",)),
         EventType("group.joined", _("Joined a group"), ("group",)),
+        EventType("group.left", _("Left a group"), ("group",)),
         EventType("checkin.done", _("Checked in"), ()),
         EventType("order.paid", _("Placed an order"), ("order_no", "amount_cents", "shop")),
         EventType("order.refunded", _("Refunded an order"), ("order_no", "amount_cents", "shop")),

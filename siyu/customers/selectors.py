@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,21 @@ def customer_by_identity(*, actor: Actor, kind: str, value: str) -> Customer | N
         .filter(identities__tenant_id=actor.tenant_id, identities__kind=kind, identities__value=value)
         .first()
     )
+
+
+def customer_ids_by_identity(*, actor: Actor, kind: str, values: Collection[str]) -> dict[str, int]:
+    """Identity value (as stored) → customer id, for the customers in scope holding identities of `kind`.
+
+    For bulk loaders (WeCom sync, group members): one query per 500 values instead of one per value.
+    """
+    wanted = sorted(set(values))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        rows = Identity.objects.filter(tenant_id=actor.tenant_id, kind=kind, value__in=wanted[start : start + 500])
+        if not actor.is_brand_wide:
+            rows = rows.filter(customer_id__in=customer_scope(actor=actor).values("id"))
+        found.update(rows.values_list("value", "customer_id"))
+    return found
 
 
 def customer_pii(customer: Customer) -> dict[str, str]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from siyu.core.errors import NotFound
 from siyu.core.scopes import Actor
+from siyu.customers.selectors import customer_scope
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 
 
@@ -38,7 +39,9 @@ def customer_ids_with_tags(*, tenant_id: int, tag_ids: list[int]) -> QuerySet[Cu
     """Customer ids carrying every tag in `tag_ids`, as a subquery."""
     qs = CustomerTag.objects.filter(tenant_id=tenant_id, tag_id=tag_ids[0]).values("customer_id")
     for tag_id in tag_ids[1:]:
-        qs = qs.filter(customer_id__in=CustomerTag.objects.filter(tenant_id=tenant_id, tag_id=tag_id).values("customer_id"))
+        qs = qs.filter(
+            customer_id__in=CustomerTag.objects.filter(tenant_id=tenant_id, tag_id=tag_id).values("customer_id")
+        )
     return qs
 
 
@@ -49,3 +52,13 @@ def tags_for_customers(*, tenant_id: int, customer_ids: list[int]) -> dict[int, 
     for row in rows.order_by("tag__group__order", "tag_id"):
         result[row.customer_id].append(row)
     return result
+
+
+def tag_customer_counts(*, actor: Actor) -> dict[int, int]:
+    """How many customers in the actor's scope carry each tag, in one grouped query."""
+    rows = CustomerTag.objects.filter(tenant_id=actor.tenant_id)
+    if not actor.is_brand_wide:
+        # HQ sees the whole brand: the scope subquery would only slow the grouping down.
+        rows = rows.filter(customer_id__in=customer_scope(actor=actor).values("id"))
+    counts = rows.values("tag_id").annotate(n=Count("id")).order_by().values_list("tag_id", "n")
+    return dict(counts)

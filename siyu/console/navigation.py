@@ -1,0 +1,256 @@
+"""The console's navigation: one entry per product context, and the pages of contexts not built yet.
+
+Sections not built yet get an honest "not available in this version" page listing what is planned (from the
+product brief), never sample data; building one means replacing its `Upcoming` entry by a real view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """A context whose console pages do not exist yet."""
+
+    key: str
+    path: str
+    title: Promise
+    summary: Promise
+    planned: tuple[Promise, ...]
+
+
+UPCOMING: dict[str, Upcoming] = {
+    u.key: u
+    for u in (
+        Upcoming(
+            "channel_codes",
+            "acquisition/channel-codes/",
+            _("Channel codes"),
+            _("One live QR code per channel, ad, store or event, with tags on add, a welcome message and attribution."),
+            (
+                _("Members picked in rotation, by load or by schedule"),
+                _("Welcome messages with text, image, link, mini-program or file"),
+                _("Scans, adds, deletes and 7-day retention per code"),
+            ),
+        ),
+        Upcoming(
+            "group_codes",
+            "acquisition/group-codes/",
+            _("Group codes"),
+            _("One permanent code over several customer groups, switching when a group is full."),
+            (
+                _("Automatic creation of the next group"),
+                _("Invitation to the right group by tag"),
+            ),
+        ),
+        Upcoming(
+            "store_codes",
+            "acquisition/store-codes/",
+            _("Store codes"),
+            _("Route each customer to the nearest store's guide and group by location."),
+            (_("Store lookup by distance and opening hours"),),
+        ),
+        Upcoming(
+            "fission",
+            "acquisition/fission/",
+            _("Fission"),
+            _("Invite-to-unlock tasks and group fission with personalised posters."),
+            (
+                _("Inviter leaderboards and reward fulfilment"),
+                _("Anti-fraud: zombie accounts, self-invites, quick add-then-delete"),
+            ),
+        ),
+        Upcoming(
+            "groups",
+            "groups/",
+            _("Customer groups"),
+            _("WeCom customer groups, their members and their health."),
+            (
+                _("Active members and silent groups"),
+                _("Keyword auto-reply and welcome in group"),
+                _("Group check-in, quizzes and games"),
+            ),
+        ),
+        Upcoming(
+            "content",
+            "content/",
+            _("Content"),
+            _("The material library: articles, posters, videos, files and mini-program cards."),
+            (
+                _("Per-guide tracked links: who opened what, and for how long"),
+                _("Real-time alert to the guide when a customer opens"),
+                _("The guide's smart business card"),
+            ),
+        ),
+        Upcoming(
+            "mass_messages",
+            "engagement/mass-messages/",
+            _("Mass messages"),
+            _("Messages to customers and groups by segment, confirmed by each guide in WeCom."),
+            (_("Results per guide: sent, not sent, failed"),),
+        ),
+        Upcoming(
+            "moments",
+            "engagement/moments/",
+            _("Moments"),
+            _("Moments posting tasks for guides, with completion tracking."),
+            (),
+        ),
+        Upcoming(
+            "sop",
+            "engagement/sop/",
+            _("SOP"),
+            _("Personal and group SOPs triggered by tag, stage or schedule, with reminders to the guide."),
+            (_("Completion tracking per guide and per group"),),
+        ),
+        Upcoming(
+            "calendar",
+            "engagement/calendar/",
+            _("Marketing calendar"),
+            _("The weekly rhythm and campaign dates in one calendar."),
+            (),
+        ),
+        Upcoming(
+            "campaigns",
+            "campaigns/",
+            _("Campaigns"),
+            _("Check-in campaigns, lotteries, red packets and coupons."),
+            (
+                _("Coupons issued online and redeemed in store"),
+                _("Streaks and rewards"),
+            ),
+        ),
+        Upcoming(
+            "loyalty",
+            "loyalty/",
+            _("Loyalty"),
+            _("Points, member tiers and member registration."),
+            (
+                _("Points earned by purchase, check-in, invite and task; points mall; expiry"),
+                _("Member tiers with benefits"),
+            ),
+        ),
+        Upcoming(
+            "wecom",
+            "settings/wecom/",
+            _("WeCom settings"),
+            _("Connect the brand's WeCom corp and keep employees, contacts, groups and tags in sync."),
+            (
+                _("Corp id, app secrets, callback token and EncodingAESKey"),
+                _("Full and incremental sync"),
+                _("On-job transfer and resigned-employee inheritance"),
+            ),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: Promise
+    url_name: str
+    # Other url names that highlight this entry (a list page stays highlighted on its detail pages).
+    also: tuple[str, ...] = ()
+    children: tuple[NavItem, ...] = ()
+    available: bool = True
+
+    @property
+    def url(self) -> str:
+        try:
+            return reverse(self.url_name)
+        except NoReverseMatch:
+            return "#"
+
+    def is_active(self, view_name: str) -> bool:
+        if view_name == self.url_name or view_name in self.also:
+            return True
+        return any(c.is_active(view_name) for c in self.children)
+
+
+@dataclass(frozen=True)
+class NavSection:
+    label: Promise | None
+    items: tuple[NavItem, ...] = field(default_factory=tuple)
+
+
+def _soon(key: str) -> NavItem:
+    return NavItem(UPCOMING[key].title, f"console:{key}", available=False)
+
+
+NAVIGATION: tuple[NavSection, ...] = (
+    NavSection(None, (NavItem(_("Overview"), "console:home"),)),
+    NavSection(
+        _("Customers"),
+        (
+            NavItem(_("Customers"), "console:customer_list", also=("console:customer_detail",)),
+            NavItem(_("Tags"), "console:tag_list"),
+            _soon("groups"),
+        ),
+    ),
+    NavSection(
+        _("Growth"),
+        (
+            NavItem(
+                _("Acquisition"),
+                "console:channel_codes",
+                children=tuple(_soon(k) for k in ("channel_codes", "group_codes", "store_codes", "fission")),
+                available=False,
+            ),
+            _soon("content"),
+            NavItem(
+                _("Engagement"),
+                "console:mass_messages",
+                children=tuple(_soon(k) for k in ("mass_messages", "moments", "sop", "calendar")),
+                available=False,
+            ),
+            _soon("campaigns"),
+            _soon("loyalty"),
+        ),
+    ),
+    NavSection(
+        _("Business"),
+        (
+            NavItem(_("Orders"), "console:order_list"),
+            NavItem(_("Guides & org"), "console:org"),
+            NavItem(_("Analytics"), "console:analytics"),
+        ),
+    ),
+    NavSection(
+        _("Settings"),
+        (
+            _soon("wecom"),
+            NavItem(_("Audit log"), "console:audit_list"),
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class NavEntry:
+    """A navigation entry as a template renders it: resolved URL and whether it is the current page."""
+
+    label: Promise
+    url: str
+    active: bool
+    available: bool
+    children: tuple[NavEntry, ...] = ()
+
+
+def _entry(item: NavItem, view_name: str) -> NavEntry:
+    return NavEntry(
+        label=item.label,
+        url=item.url,
+        active=item.is_active(view_name),
+        available=item.available,
+        children=tuple(_entry(c, view_name) for c in item.children),
+    )
+
+
+def navigation_for(view_name: str) -> list[tuple[Promise | None, list[NavEntry]]]:
+    """The sidebar for the page `view_name` (e.g. "console:customer_detail")."""
+    return [(section.label, [_entry(i, view_name) for i in section.items]) for section in NAVIGATION]

@@ -1,0 +1,158 @@
+"""客户 Customers: the list with filters, the 360 page, revealing personal data, and CSV exports."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.forms import CustomerFilterForm, ExportForm, TimelineFilterForm
+from siyu.console.selectors import customer_360, customer_count, customer_page, timeline_page
+from siyu.core.errors import SiyuError
+from siyu.core.selectors import guide_list, store_list
+from siyu.customers.selectors import customer_export_get
+from siyu.customers.services import customer_export_download, customer_export_request, customer_reveal
+from siyu.tags.selectors import tag_list
+
+
+def _client_ip(request: ConsoleRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _filter_form(request: ConsoleRequest, data: QueryDict) -> CustomerFilterForm:
+    actor = request.actor
+    return CustomerFilterForm(
+        data,
+        tags=tag_list(actor=actor).order_by("-group__order", "group_id", "-order", "id"),
+        stores=store_list(actor=actor),
+        guides=guide_list(actor=actor),
+    )
+
+
+def _list_url(form: CustomerFilterForm, page: int = 1) -> str:
+    params = form.canonical()
+    if page > 1:
+        params["page"] = page
+    query = urlencode(params, doseq=True)
+    return reverse("console:customer_list") + (f"?{query}" if query else "")
+
+
+@require_GET
+@console_view
+def customer_list(request: ConsoleRequest) -> HttpResponse:
+    form = _filter_form(request, request.GET)
+    page, rows = customer_page(
+        actor=request.actor,
+        filters=form.selector_kwargs(),
+        page=request.GET.get("page"),
+        per_page=settings.SIYU_PAGE_SIZE,
+    )
+    context: dict[str, Any] = {
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "filter_errors": form.error_messages_by_field(),
+        "filter_query": form.query(),
+        "export_form": ExportForm(),
+    }
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render(request, "console/customers/_results.html", context)
+        # The address bar shows the valid, non-empty filters only, so the link is short and shareable.
+        response["HX-Push-Url"] = _list_url(form, page.number)
+        return response
+    return render(request, "console/customers/list.html", context)
+
+
+@require_GET
+@console_view
+def customer_total(request: ConsoleRequest) -> HttpResponse:
+    """How many customers match the filters; loaded after the table so counting never delays a page."""
+    form = _filter_form(request, request.GET)
+    total = customer_count(actor=request.actor, filters=form.selector_kwargs())
+    return render(request, "console/customers/_total.html", {"total": total})
+
+
+def _timeline_context(
+    request: ConsoleRequest, customer_id: int, guide_names: dict[int, str] | None = None
+) -> dict[str, Any]:
+    form = TimelineFilterForm(request.GET)
+    event_type = form.valid_data().get("type") or ""
+    page, entries = timeline_page(
+        actor=request.actor,
+        customer_id=customer_id,
+        types=[event_type] if event_type else None,
+        page=request.GET.get("page"),
+        guide_names=guide_names,
+    )
+    return {
+        "customer_id": customer_id,
+        "timeline_form": form,
+        "timeline_errors": form.error_messages_by_field(),
+        "timeline_query": urlencode({"type": event_type}) if event_type else "",
+        "page": page,
+        "entries": entries,
+    }
+
+
+@require_GET
+@console_view
+def customer_detail(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    view = customer_360(actor=request.actor, customer_id=customer_id)
+    context = _timeline_context(request, customer_id, guide_names=view.guide_names)
+    return render(request, "console/customers/detail.html", {**context, "view": view, "customer": view.customer})
+
+
+@require_GET
+@console_view
+def customer_timeline(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    return render(request, "console/customers/_timeline.html", _timeline_context(request, customer_id))
+
+
+@require_POST
+@console_view
+def customer_reveal_view(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    revealed = customer_reveal(actor=request.actor, customer_id=customer_id, ip=_client_ip(request))
+    return render(request, "console/customers/_pii.html", {"customer_id": customer_id, "revealed": revealed})
+
+
+@require_POST
+@console_view
+def customer_export(request: ConsoleRequest) -> HttpResponse:
+    """Start a background export of the customers matching the list's current filters."""
+    export_form = ExportForm(request.POST)
+    export_form.is_valid()
+    reveal = bool(export_form.cleaned_data.get("reveal"))
+    form = _filter_form(request, QueryDict(export_form.cleaned_data.get("query") or ""))
+    filters = {k: v for k, v in form.selector_kwargs().items() if v not in (None, "", [])}
+    try:
+        export = customer_export_request(actor=request.actor, filters=filters, reveal=reveal, ip=_client_ip(request))
+    except SiyuError as exc:
+        # 200 on purpose: htmx swaps only successful responses, and the message must replace the button's result.
+        return render(request, "console/customers/_export.html", {"error": exc.message})
+    return render(request, "console/customers/_export.html", {"export": export})
+
+
+@require_GET
+@console_view
+def customer_export_status(request: ConsoleRequest, export_id: int) -> HttpResponse:
+    export = customer_export_get(actor=request.actor, export_id=export_id)
+    return render(request, "console/customers/_export.html", {"export": export})
+
+
+@require_GET
+@console_view
+def customer_export_file(request: ConsoleRequest, export_id: int) -> HttpResponse:
+    try:
+        file = customer_export_download(actor=request.actor, export_id=export_id, ip=_client_ip(request))
+    except SiyuError as exc:
+        if exc.status_code == 404:
+            raise
+        return render(request, "console/message.html", {"message": exc.message}, status=exc.status_code)
+    return FileResponse(file.path.open("rb"), as_attachment=True, filename=file.download_name, content_type="text/csv")
+
