@@ -34,8 +34,8 @@ siyu/console/vendor/.stamp: package.json package-lock.json
 	cp node_modules/echarts/dist/echarts.min.js siyu/console/vendor/vendor/echarts.min.js
 	touch $@
 
-e2e-browser: ## Debian's Chromium for the headless end-to-end tests (Playwright cannot download browsers here)
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+e2e-browser: ## Debian's Chromium (+ a CJK font) for the headless end-to-end tests; Playwright cannot download browsers here
+	@{ command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wqy; } || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
 
 serve: setup
 	$(SIYU) serve
