@@ -176,3 +176,4 @@ LOGGING = {
 }
 
 os.makedirs(VAR_DIR, exist_ok=True)
+os.makedirs(STATIC_ROOT, exist_ok=True)  # whitenoise warns on every start before the first collectstatic
