@@ -40,13 +40,16 @@ MAX_TAG_FILTERS = 10
 # Orders are PositiveIntegerField (a 32-bit column on PostgreSQL).
 MAX_ORDER = 2**31 - 1
 
-# Neither PostgreSQL text columns nor WeCom accept NUL; the pattern documents it in the OpenAPI document.
-NO_NUL_PATTERN = r"^[^\x00]*$"
+# Control characters other than tab/newline are refused by the services (siyu.core.validation.clean_text):
+# PostgreSQL text columns and WeCom refuse NUL, and the rest only come from broken clients. The pattern
+# documents the same rule in the OpenAPI document.
+_CTRL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+NO_NUL_PATTERN = rf"^[^{_CTRL}]*$"
 # Names the services strip: the API takes them already trimmed, not blank. `\s` differs between the engines
 # involved (Python's re and str.strip() add \x1c-\x1f and \x85, ECMAScript adds \ufeff, which clients and
 # schemathesis use), so the edge class names the union: every engine then reads the pattern alike.
-_EDGE = r"[^\s\x00\x1c-\x1f\x85\ufeff]"
-TRIMMED_PATTERN = rf"^{_EDGE}(?:[^\x00]*{_EDGE})?$"
+_EDGE = rf"[^\s{_CTRL}\x85\ufeff]"
+TRIMMED_PATTERN = rf"^{_EDGE}(?:[^{_CTRL}]*{_EDGE})?$"
 # What siyu.core.pii.normalize_phone + the services accept: an optional 86/+86/0086 prefix and 11 digits
 # starting with 1, with optional single spaces or hyphens; or nothing at all (no phone).
 PHONE_PATTERN = r"^(?:(?:(?:\+|00)?86[ -]?)?1(?:[ -]?[0-9]){10})?$"
