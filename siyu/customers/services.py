@@ -648,9 +648,10 @@ def follow_relations_sync_wecom(*, actor: Actor, contacts: Sequence[WeComContact
             raise ValidationFailed("external_userid must be 1 to 128 characters", field="external_userid")
         first.setdefault(row.external_userid, row)
     ext_kind, union_kind = Identity.Kind.WECOM_EXTERNAL_USERID, Identity.Kind.UNIONID
-    unionids = {r.unionid for r in first.values() if r.unionid}
     by_ext = customer_ids_by_identity(actor=actor, kind=ext_kind, values=list(first))
-    by_union = customer_ids_by_identity(actor=actor, kind=union_kind, values=unionids)
+    # Only contacts new to siyu are looked up by unionid (a customer known from a mini-program or a shop).
+    unionids = {r.unionid for e, r in first.items() if r.unionid and e not in by_ext}
+    by_union = customer_ids_by_identity(actor=actor, kind=union_kind, values=unionids) if unionids else {}
     # Which of the customers found by external_userid already carry a unionid (one each, at most, is linked).
     has_union = set(
         Identity.objects.filter(tenant_id=actor.tenant_id, kind=union_kind, customer_id__in=set(by_ext.values()))
@@ -678,7 +679,8 @@ def follow_relations_sync_wecom(*, actor: Actor, contacts: Sequence[WeComContact
             continue
         if ext not in by_ext:
             identities.append(Identity(tenant_id=actor.tenant_id, customer_id=customer_id, kind=ext_kind, value=ext))
-        if row.unionid and row.unionid not in by_union and customer_id not in has_union:
+        # A unionid held by another customer is skipped by the insert's conflict handling (merging is not ours).
+        if row.unionid and customer_id not in has_union:
             identities.append(
                 Identity(tenant_id=actor.tenant_id, customer_id=customer_id, kind=union_kind, value=row.unionid)
             )
@@ -695,7 +697,10 @@ def follow_relations_sync_wecom(*, actor: Actor, contacts: Sequence[WeComContact
     # A unionid two contacts of one page share, or an identity a concurrent callback just stored, is skipped
     # rather than failing the page; the re-read below is what counts.
     Identity.objects.bulk_create(identities, ignore_conflicts=True)
-    result.customer_ids = customer_ids_by_identity(actor=actor, kind=ext_kind, values=list(first))
+    if identities:
+        result.customer_ids = customer_ids_by_identity(actor=actor, kind=ext_kind, values=list(first))
+    else:  # nothing new: every contact was already known by its external_userid
+        result.customer_ids = by_ext
     orphans = [c.id for ext, c in new_customers.items() if result.customer_ids.get(ext) != c.id]
     if orphans:  # lost a race for the external_userid: the other writer's customer is the one
         Customer.objects.filter(id__in=orphans).delete()

@@ -281,12 +281,17 @@ def customer_tags_sync_wecom(
     customer_ids = sorted(desired)
     partial = set(add_only)
     new_rows: list[CustomerTag] = []
-    stale: list[CustomerTag] = []
+    stale: list[tuple[int, int, int]] = []  # (customer tag id, customer id, tag id)
+    stale_tags: dict[int, Tag] = {}
     for start in range(0, len(customer_ids), 500):
         chunk = customer_ids[start : start + 500]
-        have: dict[int, dict[int, CustomerTag]] = {c: {} for c in chunk}
-        for row in CustomerTag.objects.filter(tenant_id=actor.tenant_id, customer_id__in=chunk).select_related("tag"):
-            have[row.customer_id][row.tag_id] = row
+        # Plain tuples, not models: a brand-wide sync reads tens of thousands of these.
+        have: dict[int, dict[int, tuple[int, str, str]]] = {c: {} for c in chunk}
+        rows = CustomerTag.objects.filter(tenant_id=actor.tenant_id, customer_id__in=chunk)
+        for row_id, customer_id, tag_id, source, wecom_tag_id in rows.values_list(
+            "id", "customer_id", "tag_id", "source", "tag__wecom_tag_id"
+        ):
+            have[customer_id][tag_id] = (row_id, source, wecom_tag_id)
         for customer_id in chunk:
             want = {tags[w].id: tags[w] for w in desired[customer_id] if w in tags}
             current = have[customer_id]
@@ -304,12 +309,14 @@ def customer_tags_sync_wecom(
             if customer_id in partial:
                 continue
             stale += [
-                row
-                for tag_id, row in current.items()
-                if tag_id not in want and row.source == TagSource.WECOM and row.tag.wecom_tag_id
+                (row_id, customer_id, tag_id)
+                for tag_id, (row_id, source, wecom_tag_id) in current.items()
+                if tag_id not in want and source == TagSource.WECOM and wecom_tag_id
             ]
+    if stale:
+        stale_tags = Tag.objects.in_bulk({tag_id for _, _, tag_id in stale})
     CustomerTag.objects.bulk_create(new_rows, ignore_conflicts=True)
-    CustomerTag.objects.filter(id__in=[row.id for row in stale]).delete()
+    CustomerTag.objects.filter(id__in=[row_id for row_id, _, _ in stale]).delete()
     events = [
         event_build(
             tenant_id=actor.tenant_id,
@@ -324,11 +331,11 @@ def customer_tags_sync_wecom(
         event_build(
             tenant_id=actor.tenant_id,
             type="tag.removed",
-            customer_id=row.customer_id,
+            customer_id=customer_id,
             occurred_at=when,
-            properties={"tag_id": row.tag.id, "tag": row.tag.name, "source": TagSource.WECOM},
+            properties={"tag_id": tag_id, "tag": stale_tags[tag_id].name, "source": TagSource.WECOM},
         )
-        for row in stale
+        for _, customer_id, tag_id in stale
     ]
     event_bulk_record(events=events)
     counts.added, counts.removed = len(new_rows), len(stale)

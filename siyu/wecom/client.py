@@ -145,6 +145,50 @@ class NewTag(TypedDict):
     order: NotRequired[int]
 
 
+class GroupChatRef(TypedDict):
+    chat_id: str
+    status: int  # 0 normal, 1 owner resigned, 2 inheritance in progress, 3 inheritance done
+
+
+@dataclass(frozen=True)
+class GroupChatPage:
+    """One page of groupchat/list; `next_cursor` is "" on the last page. Store it to resume a sync."""
+
+    chats: list[GroupChatRef]
+    next_cursor: str
+
+
+class GroupChatInvitor(TypedDict):
+    userid: str
+
+
+class GroupChatMember(TypedDict):
+    userid: str  # a corp member's userid (type 1) or a customer's external_userid (type 2)
+    type: int
+    join_time: int
+    join_scene: int  # 1 invited directly, 2 via an invite link, 3 scanned the group QR code
+    invitor: NotRequired[GroupChatInvitor]
+    unionid: NotRequired[str]
+    group_nickname: NotRequired[str]
+    name: NotRequired[str]
+    state: NotRequired[str]
+
+
+class GroupChatAdmin(TypedDict):
+    userid: str
+
+
+class GroupChat(TypedDict):
+    chat_id: str
+    name: str
+    owner: str
+    create_time: int
+    notice: NotRequired[str]
+    member_list: list[GroupChatMember]
+    admin_list: NotRequired[list[GroupChatAdmin]]
+    member_version: NotRequired[str]
+
+
 # -- retries -------------------------------------------------------------------------------------------------------
 
 
@@ -451,6 +495,34 @@ class WeComClient:
             "remove_tag": list(remove_tag),
         }
         self.call("POST", "externalcontact/mark_tag", body=body)
+
+    # Customer groups.
+
+    def groupchat_list_page(
+        self, *, owner_userids: Sequence[str] = (), cursor: str = "", limit: int = 100, status_filter: int = 0
+    ) -> GroupChatPage:
+        """externalcontact/groupchat/list: one page of chat ids, of the given owners (at most 100) or of all.
+
+        Without owners WeCom scans the app's whole visible range and refuses (81017) beyond 1000 people, so a
+        sync names the owners.
+        """
+        if len(owner_userids) > 100:
+            raise ValueError("groupchat/list takes at most 100 owners")
+        body: dict[str, Any] = {"status_filter": status_filter, "limit": min(max(limit, 1), 1000)}
+        if owner_userids:
+            body["owner_filter"] = {"userid_list": list(owner_userids)}
+        if cursor:
+            body["cursor"] = cursor
+        data = self.call("POST", "externalcontact/groupchat/list", body=body)
+        return GroupChatPage(
+            chats=cast(list[GroupChatRef], data.get("group_chat_list", [])),
+            next_cursor=str(data.get("next_cursor") or ""),
+        )
+
+    def groupchat_get(self, chat_id: str, *, need_name: bool = False) -> GroupChat:
+        """externalcontact/groupchat/get: a group with its owner, notice and member list."""
+        body = {"chat_id": chat_id, "need_name": int(need_name)}
+        return cast(GroupChat, self.call("POST", "externalcontact/groupchat/get", body=body)["group_chat"])
 
 
 def _errcode(data: dict[str, Any]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -75,3 +76,60 @@ class RawCallback(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.event_type}/{self.change_type} #{self.pk}"
+
+
+class SyncRun(TenantOwned):
+    """One full or partial pull of a brand's WeCom data (`siyu sync`), and how far it got (同步记录).
+
+    Written after every committed page, in the same transaction as the page's data: `checkpoint` holds per
+    phase the position to continue from (cursor, batch, done), `counts` per phase what the committed pages
+    did ({"created", "updated", "unchanged", "deleted", ...}). A run that failed or was killed is resumed
+    from there by the next `siyu sync` with the same phases. `heartbeat_at` moves with every page, so a run
+    whose process died is told from one still working.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        ABANDONED = "abandoned", _("Abandoned")
+
+    connection = models.ForeignKey(WeComConnection, on_delete=models.CASCADE, related_name="sync_runs")
+    phases = models.JSONField(default=list)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    phase = models.CharField(max_length=16, blank=True, default="")  # the phase being (or last) worked on
+    checkpoint = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    pages = models.PositiveIntegerField(default=0)  # committed pages, over every attempt
+    attempts = models.PositiveIntegerField(default=1)  # the first start and each resume
+    error = models.TextField(blank=True, default="")  # the last failure
+    errors = models.JSONField(default=list, blank=True)  # every failure: {at, phase, error}
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "-started_at"], name="sync_run_tenant_started")]
+
+    def __str__(self) -> str:
+        return f"sync #{self.pk} {self.status}"
+
+
+class SyncSeen(models.Model):
+    """Scratch rows of one sync run: what WeCom listed so far (members, follow relations, chats), so the end
+    of a phase can tell what vanished even when its pages were fetched by several attempts. Deleted when the
+    run finishes."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8)  # "member" | "follow" | "chat"
+    key = models.CharField(max_length=160)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "kind", "key"], name="sync_seen_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"

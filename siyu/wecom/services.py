@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,16 +28,20 @@ from siyu.core.services import audit_record
 from siyu.customers import services as customer_services
 from siyu.customers.models import FollowRelation, Identity
 from siyu.customers.selectors import customer_by_identity, follow_relation_list
+from siyu.groups import services as group_services
+from siyu.groups.selectors import group_by_chat_id
 from siyu.tags import services as tag_services
-from siyu.wecom.client import CorpTagGroup, WeComClient
+from siyu.wecom import transport
+from siyu.wecom.client import CorpTagGroup, GroupChat, WeComClient
 from siyu.wecom.crypto import WeComCrypto
 from siyu.wecom.errors import WeComAPIError
-from siyu.wecom.models import DEFAULT_API_BASE_URL, RawCallback, WeComConnection
+from siyu.wecom.models import DEFAULT_API_BASE_URL, RawCallback, SyncRun, SyncSeen, WeComConnection
 from siyu.wecom.selectors import (
     FIELD_APP_SECRET,
     FIELD_CALLBACK_TOKEN,
     FIELD_CONTACT_SECRET,
     FIELD_ENCODING_AES_KEY,
+    SYNC_LEASE,
     connection_client,
 )
 from siyu.wecom.webhooks import VerifiedCallback
@@ -274,6 +278,8 @@ def _contact_added(row: RawCallback, actor: Actor) -> Outcome:
         created_at=when,
         owner_guide_id=guide.id,
     )
+    # Groups the customer sat in before siyu knew them now show on their timeline.
+    group_services.group_members_link_customer(actor=actor, external_userid=external_userid, customer_id=customer.id)
     relation = _relation(actor, customer.id, guide.id)
     if relation is not None and relation.status == FollowRelation.Status.ACTIVE:
         # add_half_external_contact then add_external_contact for one friendship, or a sync that got here first.
@@ -366,6 +372,48 @@ def _corp_tag_deleted(row: RawCallback, actor: Actor, _: object) -> Outcome:
     return _processed() if deleted else _ignored("not in the tag catalogue")
 
 
+# Errcodes of groupchat/get for a chat that is not (any more) a customer group of the corp: dismissed, or never one.
+CHAT_GONE = frozenset({40050, 90501})
+
+
+def _fetch_chat(row: RawCallback, client: WeComClient) -> GroupChat | None:
+    """The group as WeCom has it now: its events are not reliable increments (wecom-api.md §3.2), so every
+    create/update is applied by re-reading the whole group rather than by replaying the event."""
+    try:
+        return client.groupchat_get(_field(row.event, "ChatId"))
+    except WeComAPIError as exc:
+        if exc.errcode in CHAT_GONE:
+            return None
+        raise
+
+
+def _chat_changed(row: RawCallback, actor: Actor, chat: GroupChat | None) -> Outcome:
+    """change_external_chat create/update (any UpdateDetail): mirror the group's current state.
+
+    Who joined or left is worked out from the member lists, so a lost, repeated or late event changes nothing
+    the next one would not; members gone since the last look left at the event's CreateTime.
+    """
+    if chat is None:
+        return _ignored("the group is no longer in WeCom (dismissed since)")
+    owner = _guide(actor, row.tenant, chat["owner"], create=True)
+    assert owner is not None  # noqa: S101 - create=True always returns a guide
+    result = group_services.group_upsert(actor=actor, data=transport.group_input(chat, owner.id), at=_when(row))
+    if result.created:
+        return _processed("new group")
+    if not result.changed:
+        return _processed("unchanged")
+    return _processed(f"{result.joined} joined, {result.left} left" if result.joined or result.left else "")
+
+
+def _chat_dismissed(row: RawCallback, actor: Actor, _: object) -> Outcome:
+    chat_id = _field(row.event, "ChatId")
+    if group_services.group_dismiss(actor=actor, chat_id=chat_id, at=_when(row)):
+        return _processed()
+    if group_by_chat_id(actor=actor, chat_id=chat_id) is None:
+        return _ignored("unknown group")
+    return _processed("already dismissed")
+
+
 @dataclass(frozen=True)
 class Handler:
     """How one kind of event is applied: an optional read from WeCom first (outside any transaction, so no lock
@@ -387,6 +435,9 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("change_external_tag", "create"): Handler(_corp_tag_changed, fetch=_fetch_corp_tags),
     ("change_external_tag", "update"): Handler(_corp_tag_changed, fetch=_fetch_corp_tags),
     ("change_external_tag", "delete"): Handler(_corp_tag_deleted),
+    ("change_external_chat", "create"): Handler(_chat_changed, fetch=_fetch_chat),
+    ("change_external_chat", "update"): Handler(_chat_changed, fetch=_fetch_chat),
+    ("change_external_chat", "dismiss"): Handler(_chat_dismissed),
 }
 
 # Known events nothing consumes yet, with the reason stored on the row (the callback log shows it).
@@ -396,9 +447,7 @@ DEFERRED: dict[tuple[str, str], str] = {
     ("change_external_contact", "msg_audit_approved"): "chat archiving is not supported",
     ("change_external_tag", "shuffle"): "tag order is refreshed by the tag sync",
 }
-DEFERRED_EVENTS: dict[str, str] = {
-    "change_external_chat": "no customer-group context yet",
-}
+DEFERRED_EVENTS: dict[str, str] = {}
 
 
 def _handler(row: RawCallback) -> Handler | str:
@@ -489,3 +538,185 @@ def raw_callback_requeue(*, older_than: dt.timedelta = dt.timedelta(minutes=5), 
     for raw_callback_id in ids:
         enqueue_on_commit(raw_callback_run, raw_callback_id)
     return len(ids)
+
+
+# -- sync runs (see siyu.wecom.sync) ----------------------------------------------------------------------------
+
+SYNC_PHASES = ("members", "tags", "contacts", "groups")  # the order they run in: each feeds the next
+
+
+class SyncBusy(Conflict):
+    """Another sync of this brand is running (its heartbeat is recent)."""
+
+
+class SyncTakenOver(Conflict):
+    """This process's run was resumed by another process (it took this one for dead): stop writing."""
+
+
+def _sync_phases(phases: Sequence[str]) -> list[str]:
+    unknown = sorted(set(phases) - set(SYNC_PHASES))
+    if unknown or not phases:
+        raise ValidationFailed(
+            f"unknown sync phase {unknown[0]!r}" if unknown else "name at least one phase", field="only"
+        )
+    return [p for p in SYNC_PHASES if p in phases]
+
+
+def _sync_actor(run: SyncRun) -> Actor:
+    return Actor(user_id=run.requested_by_id, tenant_id=run.tenant_id, role=Role.HQ_ADMIN)
+
+
+@transaction.atomic
+def sync_run_open(
+    *,
+    tenant_id: int,
+    phases: Sequence[str] = SYNC_PHASES,
+    restart: bool = False,
+    force: bool = False,
+    requested_by: int | None = None,
+) -> tuple[SyncRun, bool]:
+    """Start a sync run of the brand, or resume its unfinished one; returns (run, resumed).
+
+    The unfinished run (failed, or running with a stale heartbeat) is resumed from its checkpoint when it has
+    the same phases and `restart` is not asked for; otherwise it is abandoned and a new run starts. A run
+    that is still alive makes this raise SyncBusy, unless `force` (for an operator who knows it is dead).
+    The connection row is locked meanwhile, so two starters never both win.
+    """
+    wanted = _sync_phases(phases)
+    connection = WeComConnection.objects.select_for_update().filter(tenant_id=tenant_id).first()
+    if connection is None:
+        raise ValidationFailed("this brand has no WeCom connection", field="tenant")
+    now = timezone.now()
+    unfinished = (
+        SyncRun.objects.filter(tenant_id=tenant_id, status__in=(SyncRun.Status.RUNNING, SyncRun.Status.FAILED))
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    if unfinished is not None:
+        alive = unfinished.status == SyncRun.Status.RUNNING and unfinished.heartbeat_at > now - SYNC_LEASE
+        if alive and not force:
+            raise SyncBusy(f"sync #{unfinished.id} of this brand is running", field="tenant")
+        if not restart and unfinished.phases == wanted:
+            unfinished.status = SyncRun.Status.RUNNING
+            unfinished.heartbeat_at = now
+            unfinished.attempts += 1
+            unfinished.save(update_fields=["status", "heartbeat_at", "attempts"])
+            audit_record(
+                actor=_sync_actor(unfinished),
+                action="wecom_sync.resume",
+                target_type="sync_run",
+                target_id=unfinished.id,
+                detail={"phase": unfinished.phase, "pages": unfinished.pages},
+            )
+            return unfinished, True
+        unfinished.status = SyncRun.Status.ABANDONED
+        unfinished.finished_at = now
+        unfinished.save(update_fields=["status", "finished_at"])
+        SyncSeen.objects.filter(run=unfinished).delete()
+    run = SyncRun.objects.create(
+        tenant_id=tenant_id,
+        connection=connection,
+        phases=wanted,
+        phase=wanted[0],
+        requested_by_id=requested_by,
+        started_at=now,
+        heartbeat_at=now,
+    )
+    audit_record(
+        actor=_sync_actor(run), action="wecom_sync.start", target_type="sync_run", target_id=run.id,
+        detail={"phases": wanted},
+    )
+    return run, False
+
+
+@transaction.atomic
+def sync_run_progress(
+    *,
+    run: SyncRun,
+    phase: str,
+    checkpoint: dict[str, Any],
+    counts: Mapping[str, int] | None = None,
+    seen: Sequence[tuple[str, str, dict[str, Any]]] = (),
+) -> SyncRun:
+    """Record a committed page: the phase's new checkpoint, what the page did, and what it saw (kind, key, data).
+
+    Call it inside the transaction that wrote the page's data, so the data and the position to resume from
+    commit together: a run killed anywhere resumes exactly after its last committed page.
+    """
+    phase_counts = dict(run.counts.get(phase, {}))
+    for key, value in (counts or {}).items():
+        phase_counts[key] = phase_counts.get(key, 0) + int(value)
+    run.counts = {**run.counts, phase: phase_counts}
+    run.checkpoint = {**run.checkpoint, phase: checkpoint}
+    run.phase = phase
+    run.pages += 1
+    run.heartbeat_at = timezone.now()
+    SyncSeen.objects.bulk_create(
+        [SyncSeen(run=run, kind=kind, key=key, data=data) for kind, key, data in seen], ignore_conflicts=True
+    )
+    # Conditional on the attempt: if another process resumed the run meanwhile, this page must not land.
+    saved = SyncRun.objects.filter(id=run.id, attempts=run.attempts, status=SyncRun.Status.RUNNING).update(
+        counts=run.counts, checkpoint=run.checkpoint, phase=phase, pages=run.pages, heartbeat_at=run.heartbeat_at
+    )
+    if not saved:
+        raise SyncTakenOver(f"sync #{run.id} was resumed elsewhere; this attempt stops", field="tenant")
+    return run
+
+
+def sync_run_beat(*, run: SyncRun) -> None:
+    """Keep the run's heartbeat fresh while it waits (e.g. out a rate limit), so nobody takes it for dead."""
+    run.heartbeat_at = timezone.now()
+    SyncRun.objects.filter(id=run.id, attempts=run.attempts, status=SyncRun.Status.RUNNING).update(
+        heartbeat_at=run.heartbeat_at
+    )
+
+
+@transaction.atomic
+def sync_run_finish(*, run: SyncRun) -> SyncRun:
+    """Mark the run succeeded and drop its scratch rows."""
+    if not SyncRun.objects.filter(id=run.id, attempts=run.attempts, status=SyncRun.Status.RUNNING).exists():
+        raise SyncTakenOver(f"sync #{run.id} was resumed elsewhere; this attempt stops", field="tenant")
+    run.status = SyncRun.Status.SUCCEEDED
+    run.finished_at = run.heartbeat_at = timezone.now()
+    run.error = ""
+    run.save(update_fields=["status", "finished_at", "heartbeat_at", "error"])
+    SyncSeen.objects.filter(run=run).delete()
+    audit_record(
+        actor=_sync_actor(run), action="wecom_sync.finish", target_type="sync_run", target_id=run.id,
+        detail={"counts": run.counts, "pages": run.pages, "attempts": run.attempts},
+    )
+    return run
+
+
+@transaction.atomic
+def sync_run_fail(*, run: SyncRun, error: str) -> SyncRun:
+    """Mark the run failed with `error`; its checkpoint (as last committed) stays for the resume."""
+    attempt = run.attempts
+    run.refresh_from_db()  # what the interrupted page left in memory never committed
+    if run.attempts != attempt or run.status != SyncRun.Status.RUNNING:
+        return run  # resumed by another process meanwhile: the run is theirs now, leave it be
+    now = timezone.now()
+    run.status = SyncRun.Status.FAILED
+    run.error = error[:2000]
+    run.errors = [*run.errors, {"at": now.isoformat(), "phase": run.phase, "error": error[:500]}][-50:]
+    run.heartbeat_at = now
+    run.save(update_fields=["status", "error", "errors", "heartbeat_at"])
+    audit_record(
+        actor=_sync_actor(run), action="wecom_sync.fail", target_type="sync_run", target_id=run.id,
+        detail={"phase": run.phase, "error": error[:500]},
+    )
+    return run
+
+
+def sync_request(*, actor: Actor, phases: Sequence[str] = SYNC_PHASES) -> None:
+    """Ask for a sync of the actor's brand in the background (the console's "sync now"); HQ only."""
+    from siyu.wecom.tasks import sync_run_job
+
+    _require_hq(actor)
+    wanted = _sync_phases(phases)
+    if not WeComConnection.objects.filter(tenant_id=actor.tenant_id).exists():
+        raise ValidationFailed("this brand has no WeCom connection yet", field="corp_id")
+    with transaction.atomic():
+        audit_record(actor=actor, action="wecom_sync.request", target_type="tenant", target_id=actor.tenant_id,
+                     detail={"phases": wanted})
+        enqueue_on_commit(sync_run_job, actor.tenant_id, wanted, actor.user_id)

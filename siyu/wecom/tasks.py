@@ -21,3 +21,15 @@ def raw_callback_run(raw_callback_id: int) -> str:
 def raw_callback_requeue_run(older_than_seconds: int = 300) -> int:
     """Re-enqueue callbacks whose job was lost or failed (see services.raw_callback_requeue)."""
     return services.raw_callback_requeue(older_than=dt.timedelta(seconds=older_than_seconds))
+
+
+@task(queue_name="default")
+def sync_run_job(tenant_id: int, phases: list[str], requested_by: int | None = None) -> str:
+    """Run or resume a sync of the brand (see siyu.wecom.sync); a busy brand is left to the sync already running."""
+    from siyu.wecom.sync import SyncOptions, sync_run
+
+    try:
+        run = sync_run(tenant_id=tenant_id, options=SyncOptions(phases=phases, requested_by=requested_by))
+    except services.SyncBusy:
+        return "busy"
+    return run.status

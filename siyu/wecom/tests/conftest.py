@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from django.core.cache import cache
 
+from siyu.emulator.server import RunningServer
 from siyu.testing import World
 from siyu.wecom.models import RawCallback, WeComConnection
 from siyu.wecom.services import connection_create, raw_callback_store
+from siyu.wecom.tests.emulated import Brand, connect_brand, emulator_serving
 from siyu.wecom.tests.support import AES_KEY, CORP_A, CORP_B, SECRET, TOKEN, signed_post
 from siyu.wecom.webhooks import verify_message
 
@@ -55,3 +58,18 @@ def store(connections: dict[str, WeComConnection]) -> Callable[..., RawCallback]
         return row
 
     return store
+
+
+@pytest.fixture
+def emulator() -> Iterator[RunningServer]:
+    """A seeded emulator corp (300 contacts, 10 groups) served over HTTP on a free port."""
+    with emulator_serving() as server:
+        yield server
+
+
+@pytest.fixture
+def brand(db: None, emulator: RunningServer) -> Iterator[Brand]:
+    """A fresh brand connected to the emulator corp (nothing synced yet); the token cache starts empty."""
+    cache.clear()
+    yield connect_brand(emulator)
+    cache.clear()
