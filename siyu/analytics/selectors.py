@@ -15,7 +15,3 @@ def timeline_for_customer(*, actor: Actor, customer_id: int, types: list[str] | 
     if types:
         qs = qs.filter(type__in=[t for t in types if t in EVENT_TYPES])
     return qs.order_by("-occurred_at", "-id")
-
-
-def event_type_choices() -> list[tuple[str, str]]:
-    return [(name, str(et.label)) for name, et in EVENT_TYPES.items()]

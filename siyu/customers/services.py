@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import io
 import logging
 import os
 import re
@@ -373,27 +372,6 @@ def _export_row(customer: Customer, *, reveal: bool) -> list[Any]:
         customer.id, name, phone, customer.city, customer.lifecycle_stage,
         customer.owner_guide.name if customer.owner_guide else "", customer.created_at.isoformat(),
     ]
-
-
-def customer_export_csv(
-    *, actor: Actor, customers: Iterable[Customer], reveal: bool, ip: str | None = None, filters: dict[str, Any]
-) -> str:
-    """Customers as CSV (masked unless `reveal`), writing a `pii.export` audit row with the filters used.
-
-    For small, synchronous exports; anything the size of a brand goes through `customer_export_request`.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_HEADER)
-    count = 0
-    for customer in customers:
-        writer.writerow(_export_row(customer, reveal=reveal))
-        count += 1
-    audit_record(
-        actor=actor, action="pii.export", target_type="customer",
-        detail={"rows": count, "revealed": reveal, "filters": filters}, ip=ip,
-    )
-    return buffer.getvalue()
 
 
 def _clean_id(value: Any, field: str) -> int:

@@ -18,10 +18,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from siyu.core.jobs import needs_worker
-from siyu.core.models import Tenant
-
-DEMO_SLUG = "demo"
-DEMO_PASSWORD = "siyu-demo"  # noqa: S105 - the published password of the demo brand's users
+from siyu.demo import reference as demo_ref
+from siyu.demo.selectors import demo_load_get, demo_logins
 
 
 class Command(BaseCommand):
@@ -91,6 +89,11 @@ class Command(BaseCommand):
             f"  database       {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
             f"  jobs backend   {settings.SIYU_TASKS_BACKEND}",
         ]
-        if Tenant.objects.filter(slug=DEMO_SLUG).exists():
-            lines.append(f"  demo login     admin / {DEMO_PASSWORD}  (HQ admin; `siyu demo` lists the other roles)")
+        # `serve` is the composition root, so it may ask the demo context what it loaded; the logins and the
+        # password live in one place (siyu.demo.reference).
+        load = demo_load_get(slug=demo_ref.BRAND_SLUG)
+        lines.extend(
+            f"  demo login     {login.username} / {demo_ref.DEMO_PASSWORD}  ({login.role}: {login.scope})"
+            for login in (demo_logins(load=load) if load else [])
+        )
         self.stdout.write("\n".join([*lines, ""]))
