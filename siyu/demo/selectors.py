@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from siyu.core.models import Membership, Role
+from siyu.core.models import Membership, Role, Tenant
 from siyu.demo import reference as ref
 from siyu.demo.models import DemoLoad, DemoLoadState
 
@@ -20,6 +20,12 @@ class DemoLogin:
 
 def demo_load_get(*, slug: str) -> DemoLoad | None:
     return DemoLoad.objects.filter(slug=slug).first()
+
+
+def demo_tenant(*, slug: str = ref.BRAND_SLUG) -> Tenant | None:
+    """The demo brand once its load has finished, else None."""
+    load = DemoLoad.objects.filter(slug=slug, finished_at__isnull=False).select_related("tenant").first()
+    return load.tenant if load is not None else None
 
 
 def demo_load_states(*, load: DemoLoad) -> QuerySet[DemoLoadState]:

@@ -247,3 +247,11 @@ def sync_targets(*, slug: str = "") -> list[WeComConnection]:
     if slug:
         qs = qs.filter(tenant__slug=slug)
     return list(qs)
+
+
+def emulator_in_use(*, emulator_url: str | None = None) -> bool:
+    """Whether some brand's connection talks to the offline emulator at `emulator_url` (SIYU_EMULATOR_URL)."""
+    from django.conf import settings
+
+    base = (emulator_url or settings.SIYU_EMULATOR_URL).rstrip("/") + "/"
+    return WeComConnection.objects.filter(api_base_url__startswith=base).exists()

@@ -1,6 +1,9 @@
-"""`siyu serve`: the console + API (gunicorn) and a job worker, in the foreground, on 127.0.0.1.
+"""`siyu serve`: the console + API (gunicorn), a job worker and, for brands connected to it, the offline WeCom
+emulator, in the foreground on 127.0.0.1.
 
-One command for the demo and for a single-box install; stop it with Ctrl-C and both processes stop.
+One command for the demo and for a single-box install; stop it with Ctrl-C and every process stops. The emulator
+runs when a brand's connection points at SIYU_EMULATOR_URL (the demo brand does, see siyu.demo.wecom) or with
+`--emulator on`; the demo brand is then handed to it with its callback URL and live simulated customers.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ import sys
 import time
 from argparse import ArgumentParser
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from siyu.core.jobs import needs_worker
 from siyu.demo import reference as demo_ref
-from siyu.demo.selectors import demo_load_get, demo_logins
+from siyu.demo.selectors import demo_load_get, demo_logins, demo_tenant
+from siyu.demo.wecom import demo_emulator_attach
+from siyu.wecom.selectors import emulator_in_use
 
 
 class Command(BaseCommand):
@@ -29,6 +36,19 @@ class Command(BaseCommand):
         parser.add_argument("--bind", default=os.environ.get("SIYU_BIND", "127.0.0.1:8000"))
         parser.add_argument("--workers", type=int, default=int(os.environ.get("SIYU_WEB_WORKERS", "2")))
         parser.add_argument("--no-worker", action="store_true", help="do not start the job worker")
+        parser.add_argument(
+            "--emulator",
+            choices=["auto", "on", "off"],
+            default=os.environ.get("SIYU_SERVE_EMULATOR", "auto"),
+            help=f"run the WeCom emulator at SIYU_EMULATOR_URL ({settings.SIYU_EMULATOR_URL}); auto: when a brand "
+            "is connected to it",
+        )
+        parser.add_argument(
+            "--simulate-rate",
+            type=float,
+            default=settings.SIYU_DEMO_SIMULATE_RATE,
+            help="simulated customer actions per second on the demo brand (0: none)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("collectstatic", interactive=False, verbosity=0)
@@ -55,7 +75,15 @@ class Command(BaseCommand):
         # The immediate backend runs jobs in the web process: a worker would have nothing to do.
         if not options["no_worker"] and needs_worker():
             procs.append(subprocess.Popen([sys.executable, "-m", "siyu.cli", "worker"]))
-        self._banner(bind)
+        emulator_lines: list[str] = []
+        if options["emulator"] == "on" or (options["emulator"] == "auto" and emulator_in_use()):
+            try:
+                emulator_lines = self._emulator(procs, bind, options["simulate_rate"])
+            except Exception:
+                for p in procs:
+                    p.terminate()
+                raise
+        self._banner(bind, emulator_lines)
         stopping = False
 
         def stop(*_: Any) -> None:
@@ -80,7 +108,31 @@ class Command(BaseCommand):
         if failed and not stopping:
             raise SystemExit(f"a siyu process exited with status {failed[0]}")
 
-    def _banner(self, bind: str) -> None:
+    def _emulator(self, procs: list[subprocess.Popen[bytes]], bind: str, rate: float) -> list[str]:
+        """Start the emulator (unless one already answers at its URL), then hand it the demo brand."""
+        url = settings.SIYU_EMULATOR_URL.rstrip("/")
+        if not _answers(f"{url}/emulator/health"):
+            parts = urlsplit(url)
+            argv = [sys.executable, "-m", "siyu.cli", "emulator", "--no-seed", "--host", parts.hostname or "127.0.0.1"]
+            argv += ["--port", str(parts.port or 80), "--public-url", url]
+            procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))  # noqa: S603 - fixed argv
+            _wait_for(f"{url}/emulator/health", procs, "the WeCom emulator")
+        lines = [f"  WeCom emulator {url}/cgi-bin/  (admin: {url}/emulator/health)"]
+        tenant = demo_tenant()
+        if tenant is None:
+            return lines
+        # Callbacks go to siyu's own URL: wait until it answers, so the first simulated events are not refused.
+        _wait_for(f"http://{bind}/healthz", procs, "the siyu web server")
+        self.stdout.write("  handing the demo brand to the WeCom emulator ...")
+        self.stdout.flush()
+        attached = demo_emulator_attach(
+            tenant=tenant, emulator_url=url, callback_base_url=f"http://{bind}", simulate_rate=rate
+        )
+        live = f", {attached.simulate_rate:g} simulated actions/s" if attached.simulate_rate else ""
+        lines.append(f"  demo corp      {attached.corp_id}  ({attached.customers:,} customers{live})")
+        return lines
+
+    def _banner(self, bind: str, extra: list[str] | None = None) -> None:
         url = f"http://{bind}"
         lines = [
             "",
@@ -88,6 +140,7 @@ class Command(BaseCommand):
             f"  REST API       {url}/api/v1/  (OpenAPI: {url}/api/v1/openapi.json, docs: {url}/api/v1/docs)",
             f"  database       {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
             f"  jobs backend   {settings.SIYU_TASKS_BACKEND}",
+            *(extra or []),
         ]
         # `serve` is the composition root, so it may ask the demo context what it loaded; the logins and the
         # password live in one place (siyu.demo.reference).
@@ -97,3 +150,20 @@ class Command(BaseCommand):
             for login in (demo_logins(load=load) if load else [])
         )
         self.stdout.write("\n".join([*lines, ""]))
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_for(url: str, procs: list[subprocess.Popen[bytes]], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not _answers(url):
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit(f"a siyu process exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s")
+        time.sleep(0.3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
@@ -27,6 +28,7 @@ from siyu.core.errors import SiyuError
 from siyu.demo import reference as ref
 from siyu.demo.selectors import demo_load_states, demo_logins
 from siyu.demo.services import demo_load
+from siyu.demo.wecom import demo_wecom_connect
 
 URL = "http://127.0.0.1:8000"
 
@@ -109,6 +111,9 @@ class Command(BaseCommand):
         except SiyuError as exc:
             raise CommandError(exc.message) from exc
         load = result.load
+        # Connected even when the load was done earlier: an install from before the emulator existed gets it now.
+        if load.tenant is not None:
+            demo_wecom_connect(tenant=load.tenant, emulator_url=settings.SIYU_EMULATOR_URL)
         if result.already_loaded:
             console.print(
                 f"Demo brand {ref.BRAND_NAME} ({load.slug}) is already loaded "

@@ -55,6 +55,11 @@ class Command(BaseCommand):
         add("--state", default=_env("STATE", ""), help="snapshot file (default VAR_DIR/emulator/state.json)")
         add("--no-persist", action="store_true", help="keep the state in memory only")
         add("--reset", action="store_true", help="ignore a saved state and seed afresh")
+        add(
+            "--no-seed",
+            action="store_true",
+            help="start without a seeded corp (corps are pushed with POST /emulator/corps, as `siyu serve` does)",
+        )
         seed = parser.add_argument_group("seed (used when there is no saved state)")
         seed.add_argument("--seed", type=int, default=int(_env("SEED", "1")))
         seed.add_argument("--corp-id", action="append", default=None, help="repeat for several corps")
@@ -142,7 +147,7 @@ class Command(BaseCommand):
         ]
 
         def factory() -> Emulator:
-            return Emulator.open(config, lambda: [build_corp(spec) for spec in specs])
+            return Emulator.open(config, lambda: [] if o["no_seed"] else [build_corp(spec) for spec in specs])
 
         self._banner(factory, o, state_path)
         if o["server"] == "gunicorn":
