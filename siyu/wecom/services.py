@@ -32,7 +32,7 @@ from siyu.groups import services as group_services
 from siyu.groups.selectors import group_by_chat_id
 from siyu.tags import services as tag_services
 from siyu.wecom import transport
-from siyu.wecom.client import CorpTagGroup, GroupChat, WeComClient
+from siyu.wecom.client import ContactDetail, CorpTagGroup, GroupChat, WeComClient
 from siyu.wecom.crypto import WeComCrypto
 from siyu.wecom.errors import WeComAPIError
 from siyu.wecom.models import DEFAULT_API_BASE_URL, RawCallback, SyncRun, SyncSeen, WeComConnection
@@ -263,40 +263,128 @@ def _relation(actor: Actor, customer_id: int, guide_id: int) -> FollowRelation |
     return follow_relation_list(actor=actor).filter(customer_id=customer_id, guide_id=guide_id).first()
 
 
-def _contact_added(row: RawCallback, actor: Actor) -> Outcome:
-    """add_external_contact / add_half_external_contact: the customer (created if new) now follows the guide."""
+# Errcodes of externalcontact/get for a customer with no relationship to the corp any more, or an unknown id.
+CONTACT_GONE = frozenset({84061, 40096})
+
+
+def _fetch_contact(row: RawCallback, client: WeComClient) -> ContactDetail | None:
+    """The customer and their followers as WeCom has them now (name, gender, unionid, remark, add_way, tags):
+    the callback itself carries only ids. None when WeCom no longer knows the relationship."""
+    try:
+        return client.external_contact_get(_field(row.event, "ExternalUserID"))
+    except WeComAPIError as exc:
+        if exc.errcode in CONTACT_GONE:
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class Unread:
+    """WeCom could not be asked (down, rate-limited): an add is applied from the callback alone and its details
+    are read later by a job, so a WeCom outage never holds up a new customer (or their welcome message)."""
+
+    reason: str
+
+
+def _fetch_contact_for_add(row: RawCallback, client: WeComClient) -> ContactDetail | Unread | None:
+    try:
+        return _fetch_contact(row, client)
+    except WeComAPIError as exc:
+        logger.warning("callback %s: customer details not read, applying the add without them: %s", row.id, exc)
+        return Unread(str(exc)[:200])
+
+
+def _apply_contact_detail(actor: Actor, customer_id: int, detail: ContactDetail, *, add_only: bool) -> None:
+    """The corp tags the customer's followers gave them. `add_only` when WeCom listed only some followers."""
+    tag_services.customer_tags_sync_wecom(
+        actor=actor,
+        desired={customer_id: transport.contact_detail_tags(detail)},
+        add_only=[customer_id] if add_only else [],
+    )
+
+
+def _contact_added(row: RawCallback, actor: Actor, fetched: ContactDetail | Unread | None) -> Outcome:
+    """add_external_contact / add_half_external_contact: the customer (created if new) now follows the guide,
+    with their name, unionid (OneID), the guide's remark, add_way and the follower's tags read from WeCom."""
     userid = _field(row.event, "UserID")
     external_userid = _field(row.event, "ExternalUserID")
     when = _when(row)
     guide = _guide(actor, row.tenant, userid, create=True)
     assert guide is not None  # noqa: S101 - create=True always returns a guide
-    customer, created = customer_services.customer_get_or_create_by_identity(
-        actor=actor,
-        kind=Identity.Kind.WECOM_EXTERNAL_USERID,
-        value=external_userid,
-        source="wecom",
-        created_at=when,
-        owner_guide_id=guide.id,
-    )
-    # Groups the customer sat in before siyu knew them now show on their timeline.
-    group_services.group_members_link_customer(actor=actor, external_userid=external_userid, customer_id=customer.id)
-    relation = _relation(actor, customer.id, guide.id)
+    known = customer_by_identity(actor=actor, kind=Identity.Kind.WECOM_EXTERNAL_USERID, value=external_userid)
+    relation = _relation(actor, known.id, guide.id) if known is not None else None
     if relation is not None and relation.status == FollowRelation.Status.ACTIVE:
         # add_half_external_contact then add_external_contact for one friendship, or a sync that got here first.
         return _processed("already following")
     if relation is not None and relation.deleted_at is not None and relation.deleted_at > when:
         return _ignored("stale: the relation was deleted after this add")
-    customer_services.follow_relation_add(
-        actor=actor,
-        customer_id=customer.id,
-        guide_id=guide.id,
-        external_userid=external_userid,
-        added_at=when,
-        # The callback carries no add_way; externalcontact/get (the sync) fills it in.
-        add_way=FollowRelation.AddWay.UNKNOWN,
-        state=str(row.event.get("State") or "")[:30],
-    )
-    return _processed("new customer" if created else "")
+    detail = fetched if isinstance(fetched, dict) else None
+    data = transport.contact_detail_input(detail, userid, guide.id) if detail is not None else None
+    if detail is not None and data is not None:
+        # One path with the sync: a customer known by unionid (mini-program, shop) gets this external_userid too.
+        result = customer_services.follow_relations_sync_wecom(actor=actor, contacts=[data])
+        customer_id = result.customer_ids[external_userid]
+        created = result.customers_created > 0
+        _apply_contact_detail(actor, customer_id, detail, add_only=bool(detail.get("next_cursor")))
+    else:
+        customer, created = customer_services.customer_get_or_create_by_identity(
+            actor=actor,
+            kind=Identity.Kind.WECOM_EXTERNAL_USERID,
+            value=external_userid,
+            source="wecom",
+            created_at=when,
+            owner_guide_id=guide.id,
+        )
+        customer_id = customer.id
+        customer_services.follow_relation_add(
+            actor=actor,
+            customer_id=customer_id,
+            guide_id=guide.id,
+            external_userid=external_userid,
+            added_at=when,
+            # Without WeCom's current view (the relationship already ended there) the add_way stays unknown.
+            add_way=FollowRelation.AddWay.UNKNOWN,
+            state=str(row.event.get("State") or "")[:30],
+        )
+    # Groups the customer sat in before siyu knew them now show on their timeline.
+    group_services.group_members_link_customer(actor=actor, external_userid=external_userid, customer_id=customer_id)
+    note = "new customer" if created else ""
+    if isinstance(fetched, Unread):
+        from siyu.wecom.tasks import contact_refresh_run  # tasks import this module: import late, no cycle
+
+        enqueue_on_commit(contact_refresh_run, row.id)
+        note = f"{note}; details to be read later ({fetched.reason})".lstrip("; ")
+    return _processed(note)
+
+
+def contact_refresh(*, raw_callback_id: int, client_factory: ClientFactory | None = None) -> str:
+    """Read from WeCom what an add could not (see Unread) and apply it, as an edit would; idempotent."""
+    row = RawCallback.objects.select_related("connection", "tenant").filter(id=raw_callback_id).first()
+    if row is None:
+        return "missing"
+    with (client_factory or connection_client)(row.connection) as client:
+        detail = _fetch_contact(row, client)
+    with transaction.atomic():
+        return _contact_edited(row, Actor.system(row.tenant_id), detail).note or "refreshed"
+
+
+def _contact_edited(row: RawCallback, actor: Actor, detail: ContactDetail | None) -> Outcome:
+    """edit_external_contact: the guide changed the remark, description or tags; WeCom's view replaces ours."""
+    userid = _field(row.event, "UserID")
+    external_userid = _field(row.event, "ExternalUserID")
+    if detail is None:
+        return _ignored("WeCom no longer knows this customer")
+    guide = _guide(actor, row.tenant, userid, create=False)
+    customer = customer_by_identity(actor=actor, kind=Identity.Kind.WECOM_EXTERNAL_USERID, value=external_userid)
+    if guide is None or customer is None:
+        return _ignored("unknown member or customer: the next sync brings them")
+    relation = _relation(actor, customer.id, guide.id)
+    data = transport.contact_detail_input(detail, userid, guide.id)
+    if relation is None or relation.status != FollowRelation.Status.ACTIVE or data is None:
+        return _ignored("no active follow relation between this guide and customer")
+    customer_services.follow_relations_sync_wecom(actor=actor, contacts=[data])
+    _apply_contact_detail(actor, customer.id, detail, add_only=bool(detail.get("next_cursor")))
+    return _processed()
 
 
 def _contact_deleted(row: RawCallback, actor: Actor, *, by_customer: bool) -> Outcome:
@@ -424,8 +512,9 @@ class Handler:
 
 
 HANDLERS: dict[tuple[str, str], Handler] = {
-    ("change_external_contact", "add_external_contact"): Handler(lambda row, actor, _: _contact_added(row, actor)),
-    ("change_external_contact", "add_half_external_contact"): Handler(lambda row, actor, _: _contact_added(row, actor)),
+    ("change_external_contact", "add_external_contact"): Handler(_contact_added, fetch=_fetch_contact_for_add),
+    ("change_external_contact", "add_half_external_contact"): Handler(_contact_added, fetch=_fetch_contact_for_add),
+    ("change_external_contact", "edit_external_contact"): Handler(_contact_edited, fetch=_fetch_contact),
     ("change_external_contact", "del_external_contact"): Handler(
         lambda row, actor, _: _contact_deleted(row, actor, by_customer=False)
     ),
@@ -442,7 +531,6 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 # Known events nothing consumes yet, with the reason stored on the row (the callback log shows it).
 DEFERRED: dict[tuple[str, str], str] = {
-    ("change_external_contact", "edit_external_contact"): "remark and tags are refreshed by the contact sync",
     ("change_external_contact", "transfer_fail"): "handled by customer inheritance (not built yet)",
     ("change_external_contact", "msg_audit_approved"): "chat archiving is not supported",
     ("change_external_tag", "shuffle"): "tag order is refreshed by the tag sync",

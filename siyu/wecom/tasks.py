@@ -18,6 +18,12 @@ def raw_callback_run(raw_callback_id: int) -> str:
 
 
 @task(queue_name="default")
+def contact_refresh_run(raw_callback_id: int) -> str:
+    """Read a new customer's details that WeCom could not give while their add was processed."""
+    return services.contact_refresh(raw_callback_id=raw_callback_id)
+
+
+@task(queue_name="default")
 def raw_callback_requeue_run(older_than_seconds: int = 300) -> int:
     """Re-enqueue callbacks whose job was lost or failed (see services.raw_callback_requeue)."""
     return services.raw_callback_requeue(older_than=dt.timedelta(seconds=older_than_seconds))

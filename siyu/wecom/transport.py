@@ -10,7 +10,7 @@ import re
 
 from siyu.customers.services import WeComContactInput
 from siyu.groups.services import GroupInput, GroupMemberInput
-from siyu.wecom.client import ContactWithFollowInfo, GroupChat
+from siyu.wecom.client import ContactDetail, ContactWithFollowInfo, GroupChat
 
 # Control characters (PostgreSQL refuses NUL; siyu's services refuse them all) and lone surrogates.
 _UNWANTED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -51,6 +51,29 @@ def contact_input(item: ContactWithFollowInfo, guide_id: int) -> WeComContactInp
         add_way=int(follow.get("add_way") or 0),
         state=wecom_text(follow.get("state"), max_length=30),
     )
+
+
+def contact_detail_input(detail: ContactDetail, userid: str, guide_id: int) -> WeComContactInput | None:
+    """externalcontact/get's customer as member `userid` follows them; None when that member is not listed (the
+    relationship ended before we asked, or sits beyond the first page of a customer with 500+ followers)."""
+    follow = next((f for f in detail.get("follow_user", []) if f.get("userid") == userid), None)
+    if follow is None:
+        return None
+    info: dict[str, object] = {**follow, "tag_id": []}
+    return contact_input(
+        {"external_contact": detail["external_contact"], "follow_info": info},  # type: ignore[typeddict-item]
+        guide_id,
+    )
+
+
+def contact_detail_tags(detail: ContactDetail) -> set[str]:
+    """The corp tag ids every listed follower gave the customer (type 1: corp tags; personal tags have no id)."""
+    return {
+        str(t["tag_id"])
+        for f in detail.get("follow_user", [])
+        for t in f.get("tags", [])
+        if t.get("type", 1) == 1 and t.get("tag_id")
+    }
 
 
 def group_input(chat: GroupChat, owner_guide_id: int) -> GroupInput:

@@ -141,3 +141,38 @@ class FakeWeCom:
 
     def paths(self) -> list[str]:
         return [path for _, path, _, _ in self.requests]
+
+
+class FakeWeComServer:
+    """A FakeWeCom served over real HTTP on a free 127.0.0.1 port: for code that builds its own client from a
+    connection's URL (callback processing in jobs), where no transport can be injected."""
+
+    def __init__(self, fake: FakeWeCom) -> None:
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        class _Quiet(WSGIRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            query = environ.get("QUERY_STRING", "")
+            url = f"http://fake{environ['PATH_INFO']}" + (f"?{query}" if query else "")
+            response = fake.handler(httpx.Request(environ["REQUEST_METHOD"], url, content=body))
+            start_response(f"{response.status_code} X", [("Content-Type", "application/json")])
+            return [response.content]
+
+        self.fake = fake
+        self.server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/cgi-bin/"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

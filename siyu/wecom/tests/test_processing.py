@@ -6,7 +6,7 @@ Rows are stored through the real service (as the endpoint stores them) and proce
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,16 +14,41 @@ from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from siyu.analytics.models import Event
+from siyu.core import pii
 from siyu.core.models import Guide
 from siyu.customers.models import Customer, FollowRelation, Identity
+from siyu.tags.models import Tag
 from siyu.testing import World
 from siyu.wecom.models import RawCallback, WeComConnection
-from siyu.wecom.services import raw_callback_process, raw_callback_requeue
+from siyu.wecom.services import contact_refresh, raw_callback_process, raw_callback_requeue
 from siyu.wecom.tasks import raw_callback_run
-from siyu.wecom.tests.support import CORP_B, T0, contact_xml, event_xml, signed_post
+from siyu.wecom.tests.support import (
+    CORP_A,
+    CORP_B,
+    T0,
+    FakeWeCom,
+    FakeWeComServer,
+    contact_xml,
+    event_xml,
+    signed_post,
+)
 
 CaptureOnCommit = Callable[..., Any]
 AT = dt.datetime.fromtimestamp(T0, tz=dt.UTC)
+
+
+NOT_A_CONTACT = {"errcode": 84061, "errmsg": "not external contact"}
+
+
+@pytest.fixture(autouse=True)
+def fake(connections: dict[str, WeComConnection]) -> Iterator[FakeWeCom]:
+    """Brand A's WeCom, over HTTP: by default it knows no customer (84061), so adds use the callback alone."""
+    fake = FakeWeCom()
+    fake.answers["externalcontact/get"] = NOT_A_CONTACT
+    server = FakeWeComServer(fake)
+    WeComConnection.objects.filter(corp_id=CORP_A).update(api_base_url=server.url)
+    yield fake
+    server.stop()
 
 
 def process(row: RawCallback) -> RawCallback:
@@ -67,6 +92,102 @@ def test_a_new_customer_adding_a_guide(world: World, store: Callable[..., RawCal
         ("customer.created", customer.id, None, AT, {"source": "wecom"}),
         ("contact.added", customer.id, guide.id, AT, {"guide_id": guide.id, "add_way": 0, "state": "store-S1"}),
     ]
+
+
+def _detail(external_userid: str, *follows: dict[str, Any], name: str = "林小雨", unionid: str = "") -> dict[str, Any]:
+    """externalcontact/get's answer: the customer and their followers."""
+    contact = {"external_userid": external_userid, "name": name, "type": 1, "gender": 2, "unionid": unionid}
+    return {"external_contact": contact, "follow_user": list(follows)}
+
+
+def _follow(userid: str, *, remark: str = "", tag_ids: tuple[str, ...] = (), state: str = "") -> dict[str, Any]:
+    tags = [{"group_name": "兴趣", "tag_name": t, "type": 1, "tag_id": t} for t in tag_ids]
+    return {"userid": userid, "createtime": T0, "remark": remark, "description": "", "add_way": 1, "state": state,
+            "tags": tags}  # fmt: skip
+
+
+def test_an_add_reads_the_customers_name_unionid_remark_and_tags_from_wecom(
+    world: World, store: Callable[..., RawCallback], fake: FakeWeCom
+) -> None:
+    Tag.objects.filter(id=world.tags["护肤"].id).update(wecom_tag_id="etSKIN")
+    fake.answers["externalcontact/get"] = _detail(
+        "wmNEW002", _follow("guide1", remark="林·敏感肌", tag_ids=("etSKIN",), state="store-S1"), unionid="uNEW2"
+    )
+    row = process(store(contact_xml("add_external_contact", "guide1", "wmNEW002", State="store-S1")))
+    assert (row.status, row.error) == (RawCallback.Status.PROCESSED, "new customer")
+    customer = Identity.objects.get(kind=Identity.Kind.WECOM_EXTERNAL_USERID, value="wmNEW002").customer
+    assert pii.decrypt(customer.name_enc, field="name") == "林小雨"
+    assert customer.gender == 2
+    assert Identity.objects.filter(customer=customer, kind=Identity.Kind.UNIONID, value="uNEW2").exists()
+    relation = FollowRelation.objects.get(customer=customer)
+    assert (relation.remark, relation.add_way, relation.state) == (
+        "林·敏感肌",
+        FollowRelation.AddWay.QR_CODE,
+        "store-S1",
+    )
+    assert list(customer.customer_tags.values_list("tag__name", "source")) == [("护肤", "wecom")]
+    assert [e[0] for e in events(world, "customer.created", "contact.added", customer_id=customer.id)] == [
+        "customer.created",
+        "contact.added",
+    ]
+
+
+def test_an_add_with_a_known_unionid_joins_the_customer_siyu_already_has(
+    world: World, store: Callable[..., RawCallback], fake: FakeWeCom
+) -> None:
+    c5 = world.customers["c5"]  # known from elsewhere by unionid "union-c5", followed by no guide yet
+    fake.answers["externalcontact/get"] = _detail("wmNEW005", _follow("guide2"), unionid="union-c5")
+    before = Customer.objects.count()
+    row = process(store(contact_xml("add_external_contact", "guide2", "wmNEW005")))
+    assert (row.status, row.error) == (RawCallback.Status.PROCESSED, "")
+    assert Customer.objects.count() == before  # one person, one customer (OneID)
+    assert Identity.objects.get(kind=Identity.Kind.WECOM_EXTERNAL_USERID, value="wmNEW005").customer_id == c5.id
+    assert FollowRelation.objects.get(customer=c5).guide_id == world.guides["G2"].id
+
+
+def test_when_wecom_refuses_the_read_the_add_still_lands_and_details_follow_later(
+    world: World, store: Callable[..., RawCallback], fake: FakeWeCom
+) -> None:
+    fake.fault("externalcontact/get", 60020)  # "not allow to access from your ip": not worth retrying
+    row = process(store(contact_xml("add_external_contact", "guide1", "wmNEW003", State="live")))
+    assert row.status == RawCallback.Status.PROCESSED
+    assert "details to be read later" in row.error
+    relation = FollowRelation.objects.get(external_userid="wmNEW003")
+    assert (relation.state, relation.add_way) == ("live", FollowRelation.AddWay.UNKNOWN)
+    # The follow-up job, once WeCom answers again.
+    fake.answers["externalcontact/get"] = _detail("wmNEW003", _follow("guide1", remark="直播来的", state="live"))
+    assert contact_refresh(raw_callback_id=row.id) == "refreshed"
+    relation.refresh_from_db()
+    assert (relation.remark, relation.add_way) == ("直播来的", FollowRelation.AddWay.QR_CODE)
+    assert pii.decrypt(relation.customer.name_enc, field="name") == "林小雨"
+
+
+def test_an_edit_replaces_the_remark_and_the_wecom_tags(
+    world: World, store: Callable[..., RawCallback], fake: FakeWeCom
+) -> None:
+    c1 = world.customers["c1"]  # followed by guide1 as wmc1, with the manual tag 护肤
+    Tag.objects.filter(id=world.tags["彩妆"].id).update(wecom_tag_id="etMAKEUP")
+    fake.answers["externalcontact/get"] = _detail(
+        "wmc1", _follow("guide1", remark="老客·爱彩妆", tag_ids=("etMAKEUP",))
+    )
+    row = process(store(contact_xml("edit_external_contact", "guide1", "wmc1")))
+    assert (row.status, row.error) == (RawCallback.Status.PROCESSED, "")
+    relation = FollowRelation.objects.get(customer=c1, guide=world.guides["G1"])
+    assert relation.remark == "老客·爱彩妆"
+    assert sorted(c1.customer_tags.values_list("tag__name", "source")) == [("彩妆", "wecom"), ("护肤", "manual")]
+    # The guide takes the tag off again: the WeCom tag goes, the one siyu applied stays.
+    fake.answers["externalcontact/get"] = _detail("wmc1", _follow("guide1", remark="老客"))
+    process(store(contact_xml("edit_external_contact", "guide1", "wmc1", create_time=T0 + 60)))
+    assert list(c1.customer_tags.values_list("tag__name", flat=True)) == ["护肤"]
+
+
+def test_an_edit_for_a_customer_siyu_does_not_know_is_ignored(
+    world: World, store: Callable[..., RawCallback], fake: FakeWeCom
+) -> None:
+    fake.answers["externalcontact/get"] = _detail("wmNOBODY", _follow("guide1"))
+    row = process(store(contact_xml("edit_external_contact", "guide1", "wmNOBODY")))
+    assert row.status == RawCallback.Status.IGNORED
+    assert not Identity.objects.filter(value="wmNOBODY").exists()
 
 
 def test_a_known_customer_adding_a_second_guide(world: World, store: Callable[..., RawCallback]) -> None:
@@ -197,10 +318,6 @@ def test_deletes_with_nothing_to_delete_are_ignored(
     [
         # Group create/update events read the group from WeCom: see test_group_events.py.
         (event_xml("change_external_chat", "dismiss", ChatId="wrCHAT"), "unknown group"),
-        (
-            contact_xml("edit_external_contact", "guide1", "wmc1"),
-            "remark and tags are refreshed by the contact sync",
-        ),
         (
             contact_xml("transfer_fail", "guide2", "wmc1", FailReason="customer_refused"),
             "handled by customer inheritance (not built yet)",
