@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "siyu.analytics",
     "siyu.commerce",
     "siyu.groups",
+    "siyu.inheritance",
     "siyu.wecom",
     "siyu.emulator",
     "siyu.api",
@@ -153,6 +154,9 @@ RQ_QUEUES = {
 }
 # django-tasks-rq's Job runs the django-tasks Task behind each RQ job; every worker and queue must use it.
 RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
+# Every `siyu worker` looks for work a crash left behind at start and then every this many seconds (0: at start
+# only): jobs of dead workers, callbacks whose job was lost. A callback is re-enqueued once it is this old.
+SIYU_WORKER_SWEEP_SECONDS = env_int("SIYU_WORKER_SWEEP_SECONDS", 60)
 
 SIYU_PAGE_SIZE = env_int("SIYU_PAGE_SIZE", 25)
 

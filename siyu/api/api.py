@@ -17,7 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError, Valida
 from typing_extensions import override
 
 from siyu.api.auth import TokenAuth
-from siyu.api.routers import customers, me, org, tags
+from siyu.api.routers import customers, inheritance, me, org, tags
 from siyu.core.errors import SiyuError
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ api.add_router("", me.router)
 api.add_router("", customers.router)
 api.add_router("", tags.router)
 api.add_router("", org.router)
+api.add_router("", inheritance.router)
 
 
 def _error(request: HttpRequest, status: int, detail: str, field: str | None = None, **extra: Any) -> HttpResponse:

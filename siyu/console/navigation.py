@@ -135,17 +135,6 @@ UPCOMING: dict[str, Upcoming] = {
                 _("Member tiers with benefits"),
             ),
         ),
-        Upcoming(
-            "wecom",
-            "settings/wecom/",
-            _("WeCom settings"),
-            _("Connect the brand's WeCom corp and keep employees, contacts, groups and tags in sync."),
-            (
-                _("Corp id, app secrets, callback token and EncodingAESKey"),
-                _("Full and incremental sync"),
-                _("On-job transfer and resigned-employee inheritance"),
-            ),
-        ),
     )
 }
 
@@ -223,7 +212,24 @@ NAVIGATION: tuple[NavSection, ...] = (
     NavSection(
         _("Settings"),
         (
-            _soon("wecom"),
+            NavItem(
+                _("WeCom settings"),
+                "console:wecom",
+                children=(
+                    NavItem(_("Connection"), "console:wecom"),
+                    NavItem(_("Sync"), "console:wecom_sync"),
+                    NavItem(_("Callback log"), "console:wecom_callbacks", also=("console:wecom_callback_detail",)),
+                ),
+            ),
+            NavItem(
+                _("Inheritance"),
+                "console:inheritance",
+                also=(
+                    "console:inheritance_new",
+                    "console:inheritance_detail",
+                    "console:inheritance_unassigned",
+                ),
+            ),
             NavItem(_("Audit log"), "console:audit_list"),
         ),
     ),

@@ -315,6 +315,9 @@ def describe_event(event: Event, guide_names: dict[int, str]) -> str:
             return str(props.get("material", ""))
         case "group.joined" | "group.left":
             return str(props.get("group", ""))
+        case "contact.transfer_started" | "contact.transferred" | "contact.transfer_failed":
+            names = [guide_names.get(props.get(k), f"#{props.get(k)}") for k in ("from_guide_id", "to_guide_id")]
+            return " → ".join(names)
     return ""
 
 

@@ -349,6 +349,94 @@ def follow_relation_delete(
     return relation
 
 
+@dataclass(frozen=True)
+class RelationTransfer:
+    """What `follow_relation_transfer` changed: False everywhere when a callback had already done it all."""
+
+    added: bool  # the takeover guide's relation was created or re-activated
+    ended: bool  # the handover guide's relation was ended
+    owner_changed: bool
+
+
+@transaction.atomic
+def follow_relation_transfer(
+    *, actor: Actor, customer_id: int, from_guide_id: int, to_guide_id: int, external_userid: str, at: dt.datetime
+) -> RelationTransfer:
+    """A customer taken over by another guide through WeCom inheritance (客户继承), completed at `at`.
+
+    The takeover guide follows the customer (add_way 202 "assigned by admin", keeping the handover's remark and
+    description), the handover's relation ends, and the customer's owner guide moves if it was the handover.
+    WeCom also pushes callbacks for the same takeover (add_external_contact to the takeover, del_external_contact
+    to an on-job handover) in any order relative to this call: each side is changed only when it is not so
+    already, and its usual event (contact.added / contact.deleted_by_guide) is appended only when changed here,
+    so the callbacks and this converge on one state and one set of events.
+    """
+    _require_brand_wide(actor)
+    if from_guide_id == to_guide_id:
+        raise ValidationFailed("the takeover guide must differ from the handover guide", field="to_guide_id")
+    customer = access_customer(actor=actor, customer_id=customer_id, for_update=True)
+    access_guide(actor=actor, guide_id=to_guide_id)
+    relations = {
+        r.guide_id: r
+        for r in FollowRelation.objects.select_for_update().filter(
+            tenant_id=actor.tenant_id, customer=customer, guide_id__in=(from_guide_id, to_guide_id)
+        )
+    }
+    old, new = relations.get(from_guide_id), relations.get(to_guide_id)
+    added = False
+    if new is None:
+        new = FollowRelation.objects.create(
+            tenant_id=actor.tenant_id,
+            customer=customer,
+            guide_id=to_guide_id,
+            external_userid=external_userid,
+            added_at=at,
+            add_way=FollowRelation.AddWay.ADMIN_ASSIGNED,
+            remark=old.remark if old is not None else "",
+            description=old.description if old is not None else "",
+        )
+        added = True
+    elif new.status != FollowRelation.Status.ACTIVE and (new.deleted_at is None or new.deleted_at <= at):
+        new.status, new.deleted_at, new.added_at = FollowRelation.Status.ACTIVE, None, at
+        new.add_way = FollowRelation.AddWay.ADMIN_ASSIGNED
+        new.save(update_fields=["status", "deleted_at", "added_at", "add_way"])
+        added = True
+    if added:
+        event_record(
+            tenant_id=actor.tenant_id,
+            type="contact.added",
+            customer_id=customer.id,
+            guide_id=to_guide_id,
+            occurred_at=at,
+            properties={
+                "guide_id": to_guide_id,
+                "add_way": FollowRelation.AddWay.ADMIN_ASSIGNED,
+                "state": "",
+                "source": "transfer",
+            },
+        )
+    ended = False
+    # A relation re-added after the takeover time is a new friendship, not the one handed over.
+    if old is not None and old.status == FollowRelation.Status.ACTIVE and old.added_at <= at:
+        old.status, old.deleted_at = FollowRelation.Status.DELETED_BY_GUIDE, at
+        old.save(update_fields=["status", "deleted_at"])
+        ended = True
+        event_record(
+            tenant_id=actor.tenant_id,
+            type="contact.deleted_by_guide",
+            customer_id=customer.id,
+            guide_id=from_guide_id,
+            occurred_at=at,
+            properties={"guide_id": from_guide_id, "source": "transfer"},
+        )
+    owner_changed = customer.owner_guide_id == from_guide_id
+    if owner_changed:
+        customer.owner_guide_id = to_guide_id
+        customer.updated_at = timezone.now()
+        customer.save(update_fields=["owner_guide", "updated_at"])
+    return RelationTransfer(added=added, ended=ended, owner_changed=owner_changed)
+
+
 def customer_reveal(*, actor: Actor, customer_id: int, ip: str | None = None) -> dict[str, str]:
     """Decrypt a customer's personal data for display, writing a `pii.reveal` audit row."""
     customer = access_customer(actor=actor, customer_id=customer_id)

@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -189,6 +191,49 @@ class GroupChat(TypedDict):
     member_version: NotRequired[str]
 
 
+class TransferStarted(TypedDict):
+    """One customer of a transfer_customer answer: errcode 0 means the 24-hour takeover started."""
+
+    external_userid: str
+    errcode: int
+
+
+class TransferOutcome(TypedDict):
+    """One customer of transfer_result: 1 done, 2 waiting, 3 refused, 4 takeover at limit, 5 no transfer record."""
+
+    external_userid: str
+    status: int
+    takeover_time: int  # when it was taken over or, while waiting, when it will be
+
+
+@dataclass(frozen=True)
+class TransferResultPage:
+    """One page of transfer_result (≤1000 customers); `next_cursor` is "" on the last page."""
+
+    customers: list[TransferOutcome]
+    next_cursor: str
+
+
+class UnassignedCustomer(TypedDict):
+    """A customer of a resigned member not yet handed to anyone (get_unassigned_list)."""
+
+    handover_userid: str
+    external_userid: str
+    dimission_time: int
+
+
+@dataclass(frozen=True)
+class UnassignedPage:
+    customers: list[UnassignedCustomer]
+    next_cursor: str  # "" on the last page
+
+
+class GroupChatTransferFailure(TypedDict):
+    chat_id: str
+    errcode: int
+    errmsg: str
+
+
 # -- retries -------------------------------------------------------------------------------------------------------
 
 
@@ -225,6 +270,13 @@ def _process_lock(key: str) -> threading.Lock:
         return _locks.setdefault(key, threading.Lock())
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, built once per process: loading the CA bundle takes ~40 ms, and a client is
+    built for every callback a worker processes."""
+    return httpx.create_ssl_context()
+
+
 class WeComClient:
     """WeCom's server API for one corp and one app secret (the customer-contact secret or an app's)."""
 
@@ -253,6 +305,7 @@ class WeComClient:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=transport,
+            verify=_tls_context(),
             headers={"User-Agent": "siyu-wecom/1"},
         )
 
@@ -523,6 +576,111 @@ class WeComClient:
         """externalcontact/groupchat/get: a group with its owner, notice and member list."""
         body = {"chat_id": chat_id, "need_name": int(need_name)}
         return cast(GroupChat, self.call("POST", "externalcontact/groupchat/get", body=body)["group_chat"])
+
+    # Inheritance (在职继承 / 离职继承, wecom-api.md §4.8). Starting a transfer twice is harmless: WeCom answers
+    # 40129 ("already being transferred") for the repeat instead of starting a second one, so the calls may be
+    # retried after a timeout like idempotent ones; the caller reconciles 40129 through transfer_result.
+
+    def transfer_customer(
+        self,
+        *,
+        handover_userid: str,
+        takeover_userid: str,
+        external_userids: Sequence[str],
+        transfer_success_msg: str = "",
+    ) -> list[TransferStarted]:
+        """externalcontact/transfer_customer (on-job): start moving up to 100 customers; one errcode per customer."""
+        if not 1 <= len(external_userids) <= 100:
+            raise ValueError("transfer_customer takes 1 to 100 customers")
+        body: dict[str, Any] = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": list(external_userids),
+        }
+        if transfer_success_msg:  # omitted: WeCom sends its default text
+            body["transfer_success_msg"] = transfer_success_msg
+        data = self.call("POST", "externalcontact/transfer_customer", body=body)
+        return cast(list[TransferStarted], data.get("customer", []))
+
+    def resigned_transfer_customer(
+        self, *, handover_userid: str, takeover_userid: str, external_userids: Sequence[str]
+    ) -> list[TransferStarted]:
+        """externalcontact/resigned/transfer_customer: hand up to 100 customers of a member who left (40097 if
+        the member has not resigned)."""
+        if not 1 <= len(external_userids) <= 100:
+            raise ValueError("resigned/transfer_customer takes 1 to 100 customers")
+        body = {
+            "handover_userid": handover_userid,
+            "takeover_userid": takeover_userid,
+            "external_userid": list(external_userids),
+        }
+        data = self.call("POST", "externalcontact/resigned/transfer_customer", body=body)
+        return cast(list[TransferStarted], data.get("customer", []))
+
+    def transfer_result_page(
+        self, *, handover_userid: str, takeover_userid: str, cursor: str = "", resigned: bool = False
+    ) -> TransferResultPage:
+        """externalcontact/transfer_result (or resigned/transfer_result): one page of the transfers between two
+        members, the latest per customer."""
+        path = "externalcontact/resigned/transfer_result" if resigned else "externalcontact/transfer_result"
+        body: dict[str, Any] = {"handover_userid": handover_userid, "takeover_userid": takeover_userid}
+        if cursor:
+            body["cursor"] = cursor
+        data = self.call("POST", path, body=body)
+        return TransferResultPage(
+            customers=cast(list[TransferOutcome], data.get("customer", [])),
+            next_cursor=str(data.get("next_cursor") or ""),
+        )
+
+    def transfer_results(
+        self, *, handover_userid: str, takeover_userid: str, resigned: bool = False
+    ) -> Iterator[TransferResultPage]:
+        """Every page of transfer_result between two members."""
+        cursor = ""
+        while True:
+            page = self.transfer_result_page(
+                handover_userid=handover_userid, takeover_userid=takeover_userid, cursor=cursor, resigned=resigned
+            )
+            yield page
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def unassigned_page(self, *, cursor: str = "", page_size: int = 1000) -> UnassignedPage:
+        """externalcontact/get_unassigned_list: one page of resigned members' customers awaiting inheritance."""
+        body: dict[str, Any] = {"page_size": min(max(page_size, 1), 1000)}
+        if cursor:
+            body["cursor"] = cursor
+        data = self.call("POST", "externalcontact/get_unassigned_list", body=body)
+        # WeCom says "is_last"; a next_cursor on the last page is ignored so a caller's loop always ends.
+        next_cursor = "" if data.get("is_last", True) else str(data.get("next_cursor") or "")
+        return UnassignedPage(customers=cast(list[UnassignedCustomer], data.get("info", [])), next_cursor=next_cursor)
+
+    def unassigned_customers(self, *, page_size: int = 1000) -> Iterator[UnassignedPage]:
+        """Every page of get_unassigned_list."""
+        cursor = ""
+        while True:
+            page = self.unassigned_page(cursor=cursor, page_size=page_size)
+            yield page
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    def groupchat_transfer(self, *, chat_ids: Sequence[str], new_owner: str) -> list[GroupChatTransferFailure]:
+        """externalcontact/groupchat/transfer: give up to 100 groups of a resigned owner a new owner; returns the
+        chats that failed, each with its errcode (empty: all accepted). 90500 if the owner has not resigned."""
+        return self._groupchat_transfer("externalcontact/groupchat/transfer", chat_ids, new_owner)
+
+    def groupchat_onjob_transfer(self, *, chat_ids: Sequence[str], new_owner: str) -> list[GroupChatTransferFailure]:
+        """externalcontact/groupchat/onjob_transfer: the same for an owner still in the corp (90502 if resigned)."""
+        return self._groupchat_transfer("externalcontact/groupchat/onjob_transfer", chat_ids, new_owner)
+
+    def _groupchat_transfer(self, path: str, chat_ids: Sequence[str], new_owner: str) -> list[GroupChatTransferFailure]:
+        # Repeating it is harmless (90507 in progress, 90508 already inherited, 90504 owner unchanged).
+        if not 1 <= len(chat_ids) <= 100:
+            raise ValueError("groupchat transfer takes 1 to 100 chats")
+        data = self.call("POST", path, body={"chat_id_list": list(chat_ids), "new_owner": new_owner})
+        return cast(list[GroupChatTransferFailure], data.get("failed_chat_list", []))
 
 
 def _errcode(data: dict[str, Any]) -> int:

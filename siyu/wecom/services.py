@@ -7,20 +7,25 @@ connector itself never writes another context's tables.
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import fcntl
 import logging
+import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Q
 from django.utils import timezone
 
 from siyu.core import pii
 from siyu.core import services as core_services
-from siyu.core.errors import Conflict, PermissionDenied, SiyuError, ValidationFailed
-from siyu.core.jobs import enqueue_on_commit
+from siyu.core.errors import Conflict, NotFound, PermissionDenied, SiyuError, ValidationFailed
+from siyu.core.jobs import enqueue_on_commit, pending_job_calls
 from siyu.core.models import Guide, Role, Tenant
 from siyu.core.scopes import Actor
 from siyu.core.selectors import guide_list
@@ -34,7 +39,7 @@ from siyu.tags import services as tag_services
 from siyu.wecom import transport
 from siyu.wecom.client import ContactDetail, CorpTagGroup, GroupChat, WeComClient
 from siyu.wecom.crypto import WeComCrypto
-from siyu.wecom.errors import WeComAPIError
+from siyu.wecom.errors import CallbackRejected, WeComAPIError
 from siyu.wecom.models import DEFAULT_API_BASE_URL, RawCallback, SyncRun, SyncSeen, WeComConnection
 from siyu.wecom.selectors import (
     FIELD_APP_SECRET,
@@ -42,9 +47,10 @@ from siyu.wecom.selectors import (
     FIELD_CONTACT_SECRET,
     FIELD_ENCODING_AES_KEY,
     SYNC_LEASE,
+    callback_nonces_seen,
     connection_client,
 )
-from siyu.wecom.webhooks import VerifiedCallback
+from siyu.wecom.webhooks import VerifiedCallback, receivers_forget
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +141,7 @@ def connection_create(
     if WeComConnection.objects.filter(corp_id=connection.corp_id).exists():
         raise Conflict("another brand is connected to this corp", field="corp_id")
     connection.save()
+    receivers_forget()  # the callback endpoint's cached connections (a re-created corp id gets a new row)
     audit_record(
         actor=actor,
         action="wecom_connection.create",
@@ -162,6 +169,7 @@ def connection_update(*, actor: Actor, changes: dict[str, str]) -> WeComConnecti
     ):
         raise Conflict("another brand is connected to this corp", field="corp_id")
     connection.save()
+    receivers_forget()  # a new token or key counts at once in this process, within seconds in the others
     audit_record(
         actor=actor,
         action="wecom_connection.update",
@@ -175,37 +183,233 @@ def connection_update(*, actor: Actor, changes: dict[str, str]) -> WeComConnecti
 # -- storing callbacks -------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def raw_callback_store(*, verified: VerifiedCallback) -> tuple[RawCallback, bool]:
-    """Store a verified callback and enqueue its processing after commit; returns (row, created).
+class StoreOutcome(enum.Enum):
+    STORED = "stored"  # a new row
+    DUPLICATE = "duplicate"  # the event is stored already (a retry): nothing new, nothing enqueued
+    NONCE_REUSED = "nonce_reused"  # another request used this nonce within the window: refused, nothing stored
 
-    A retried delivery of an event already stored returns the stored row and enqueues nothing.
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing one callback did; `raw_callback_id` is the row holding the event (None when refused)."""
+
+    outcome: StoreOutcome
+    raw_callback_id: int | None = None
+
+
+class _SQLiteWriterTurn:
+    """Takes turns between the processes that store callbacks in one SQLite file.
+
+    SQLite lets one writer in at a time and makes the others poll with growing sleeps (1, 2, 5, 10 ms...), so
+    several server processes committing groups side by side mostly wait for nothing. An exclusive flock on a file
+    next to the database hands the turn over the moment it is free, and the waiting process's next group grows
+    meanwhile. Only the callback store and its enqueues take it; other writers (jobs, the console) still rely on
+    SQLite's own lock and busy timeout. A no-op on PostgreSQL, whose writers do not exclude each other, and on
+    in-memory databases.
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        db = connections[router.db_for_write(RawCallback)]
+        name = str(db.settings_dict.get("NAME") or "")
+        if db.vendor != "sqlite" or not name or name == ":memory:" or name.startswith("file:"):
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a forked server worker opens its own
+            try:
+                self._fd = os.open(f"{name}.intake-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return None  # a read-only directory: SQLite's own lock still keeps writers apart
+            self._pid = os.getpid()
+        return self._fd
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        fd = self._file()
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_writer_turn = _SQLiteWriterTurn()
+
+# The columns of a new callback row, in insert order (the model's defaults included: the database has none).
+_STORE_COLUMNS = (
+    "tenant",
+    "connection",
+    "received_at",
+    "msg_signature",
+    "timestamp",
+    "nonce",
+    "xml",
+    "event",
+    "event_type",
+    "change_type",
+    "created_at",
+    "dedupe_key",
+    "status",
+    "attempts",
+    "error",
+    "processed_at",
+)
+
+
+def _row_values(v: VerifiedCallback, db: BaseDatabaseWrapper) -> tuple[Any, ...]:
+    """One row's values, converted for the database as the ORM would (the backend's datetime and JSON adapters;
+    the datetimes are aware already, so the fields' checks are skipped)."""
+    datetime = db.ops.adapt_datetimefield_value
+    return (
+        v.connection.tenant_id,
+        v.connection.id,
+        datetime(v.received_at),
+        v.msg_signature,
+        v.timestamp,
+        v.nonce,
+        v.xml,
+        RawCallback._meta.get_field("event").get_db_prep_value(v.parsed.fields, connection=db),
+        v.parsed.event_type,
+        v.parsed.change_type,
+        datetime(v.parsed.created_at) if v.parsed.created_at is not None else None,
+        v.dedupe_key,
+        RawCallback.Status.RECEIVED.value,
+        0,
+        "",
+        None,
+    )
+
+
+def _insert_new(db: BaseDatabaseWrapper, rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
+    """Insert the rows whose dedupe key is not stored yet, in one statement; returns {dedupe_key: id} of new rows.
+
+    `INSERT .. ON CONFLICT (dedupe_key) DO NOTHING` (PostgreSQL, SQLite ≥ 3.35): a retry, or two deliveries of
+    one event in the same group, is skipped by the unique index itself, never by a look-up first. The ORM's
+    bulk_create cannot say which rows were new, hence the SQL. PostgreSQL returns the new rows' ids
+    (RETURNING). On SQLite, reading RETURNING rows costs a round of the GIL per row, in the one transaction
+    every server thread waits for; the ids of a statement that inserted every row follow from the last one
+    (AUTOINCREMENT numbers a statement's rows consecutively, under the write lock), and only a group that met a
+    duplicate reads them back.
+    """
+    meta = RawCallback._meta
+    quote = db.ops.quote_name
+    table, key, pk = quote(meta.db_table), quote(meta.get_field("dedupe_key").column), quote(meta.pk.column)
+    names = ", ".join(quote(meta.get_field(name).column) for name in _STORE_COLUMNS)
+    values = ", ".join(["(" + ", ".join(["%s"] * len(_STORE_COLUMNS)) + ")"] * len(rows))
+    keys = [row[_STORE_COLUMNS.index("dedupe_key")] for row in rows]
+    # Only quoted model names and placeholders are formatted in; every value is a bound parameter.
+    sql = f"INSERT INTO {table} ({names}) VALUES {values} ON CONFLICT ({key}) DO NOTHING"  # noqa: S608
+    with db.cursor() as cursor:
+        if db.vendor != "sqlite":
+            cursor.execute(f"{sql} RETURNING {pk}, {key}", [value for row in rows for value in row])
+            return {dedupe_key: row_id for row_id, dedupe_key in cursor.fetchall()}
+        cursor.execute(sql, [value for row in rows for value in row])
+        inserted, last = cursor.rowcount, cursor.lastrowid
+    if inserted <= 0:
+        return {}  # (and lastrowid is some earlier statement's)
+    if inserted == len(rows):
+        return {dedupe_key: last - inserted + 1 + index for index, dedupe_key in enumerate(keys)}
+    # Some were stored already: the new rows are the ones numbered by this statement.
+    found = RawCallback.objects.filter(dedupe_key__in=keys).values_list("dedupe_key", "id")
+    return {dedupe_key: row_id for dedupe_key, row_id in found if last - inserted < row_id <= last}
+
+
+def raw_callbacks_store(*, verified: Sequence[VerifiedCallback], enqueue: bool = True) -> list[Stored]:
+    """Store callbacks that arrived together, in one transaction (a group commit); one `Stored` per callback.
+
+    Each callback's nonce is checked first, in one query for the group: one used since the window start by a
+    request with another signature is refused (NONCE_REUSED); the same nonce with the same signature is the same
+    request again and counts as a duplicate. New events are inserted in one statement; a retried event (same
+    dedupe key, stored earlier or earlier in the group) stores nothing (DUPLICATE). With `enqueue`, the new rows'
+    processing is one job, enqueued after commit; without, the caller enqueues it (raw_callbacks_enqueue) —
+    the endpoint does, for several groups at once.
+
+    The hot path of the callback endpoint: everything that needs no database is done before the transaction
+    (values converted, dedupe keys hashed), which holds SQLite's single write lock.
     """
     from siyu.wecom.tasks import raw_callback_run  # tasks import this module: import late, no cycle
 
-    parsed = verified.parsed
-    key = verified.dedupe_key
-    try:
-        with transaction.atomic():
-            row = RawCallback.objects.create(
-                tenant_id=verified.connection.tenant_id,
-                connection=verified.connection,
-                received_at=verified.received_at,
-                msg_signature=verified.msg_signature,
-                timestamp=verified.timestamp,
-                nonce=verified.nonce,
-                xml=verified.xml,
-                event=parsed.fields,
-                event_type=parsed.event_type,
-                change_type=parsed.change_type,
-                created_at=parsed.created_at,
-                dedupe_key=key,
+    if not verified:
+        return []
+    db = connections[router.db_for_write(RawCallback)]
+    values = [_row_values(v, db) for v in verified]
+    windows: dict[int, dt.datetime] = {}
+    for v in verified:
+        start = v.nonce_window_start
+        windows[v.connection.id] = min(start, windows.get(v.connection.id, start))
+    refused: set[int] = set()
+    with _writer_turn.held(), transaction.atomic(using=db.alias):
+        # The nonces used so far, per connection: what is stored, then what this group adds, in arrival order.
+        used = {
+            connection_id: callback_nonces_seen(
+                connection_id=connection_id,
+                nonces={v.nonce for v in verified if v.connection.id == connection_id},
+                since=since,
             )
-    except IntegrityError:
-        # The unique dedupe key, not a look-up first: two retries arriving together still store one row.
-        return RawCallback.objects.get(dedupe_key=key), False
-    enqueue_on_commit(raw_callback_run, row.id)
-    return row, True
+            for connection_id, since in windows.items()
+        }
+        for index, v in enumerate(verified):
+            pairs = used[v.connection.id]
+            if any(nonce == v.nonce and signature != v.msg_signature for nonce, signature in pairs):
+                refused.add(index)
+            else:
+                pairs.add((v.nonce, v.msg_signature))
+        firsts: dict[str, tuple[Any, ...]] = {}
+        for index, v in enumerate(verified):
+            if index not in refused:
+                firsts.setdefault(v.dedupe_key, values[index])
+        new = _insert_new(db, list(firsts.values())) if firsts else {}
+        missing = [key for key in firsts if key not in new]
+        stored_before = (
+            dict(RawCallback.objects.filter(dedupe_key__in=missing).values_list("dedupe_key", "id")) if missing else {}
+        )
+        if enqueue and new:
+            # One job for the group: a job per callback would double the writes of the busiest path.
+            enqueue_on_commit(raw_callback_run, *sorted(new.values()))
+    results: list[Stored] = []
+    first_seen: set[str] = set()
+    for index, v in enumerate(verified):
+        key = v.dedupe_key
+        if index in refused:
+            results.append(Stored(StoreOutcome.NONCE_REUSED))
+        elif key in new and key not in first_seen:
+            first_seen.add(key)
+            results.append(Stored(StoreOutcome.STORED, new[key]))
+        else:
+            results.append(Stored(StoreOutcome.DUPLICATE, new.get(key) or stored_before.get(key)))
+    return results
+
+
+def raw_callbacks_enqueue(*, raw_callback_ids: Sequence[int]) -> None:
+    """Enqueue the processing of stored callbacks: one job per 500 rows, in the order given.
+
+    For callers of raw_callbacks_store(enqueue=False), outside their transaction: the endpoint collects the new
+    rows of every group it committed in the last few milliseconds into one job. Should the process die before
+    this runs, the rows stay `received` and the worker's requeue sweep (raw_callback_requeue) enqueues them.
+    """
+    from siyu.wecom.tasks import raw_callback_run
+
+    ids = list(raw_callback_ids)
+    with _writer_turn.held():
+        for start in range(0, len(ids), 500):
+            enqueue_on_commit(raw_callback_run, *ids[start : start + 500])
+
+
+def raw_callback_store(*, verified: VerifiedCallback) -> tuple[RawCallback, bool]:
+    """Store one verified callback (see raw_callbacks_store); returns (row, created).
+
+    A retried delivery of an event already stored returns the stored row and enqueues nothing; a reused nonce
+    raises CallbackRejected("nonce_reused").
+    """
+    (stored,) = raw_callbacks_store(verified=[verified])
+    if stored.outcome is StoreOutcome.NONCE_REUSED or stored.raw_callback_id is None:
+        raise CallbackRejected("nonce_reused", verified.nonce)
+    return RawCallback.objects.get(id=stored.raw_callback_id), stored.outcome is StoreOutcome.STORED
 
 
 # -- processing callbacks ----------------------------------------------------------------------------------------
@@ -411,6 +615,20 @@ def _contact_deleted(row: RawCallback, actor: Actor, *, by_customer: bool) -> Ou
     return _processed()
 
 
+def _transfer_failed(row: RawCallback, actor: Actor, _: object) -> Outcome:
+    """transfer_fail: a customer refused a transfer (or the takeover member is full): poll the transfer now."""
+    from siyu.inheritance.services import transfer_failed_heard  # inheritance uses this module: import late
+
+    ids = transfer_failed_heard(
+        tenant_id=actor.tenant_id,
+        takeover_userid=_field(row.event, "UserID"),
+        external_userid=_field(row.event, "ExternalUserID"),
+    )
+    if not ids:
+        return _ignored("no transfer of this customer to this member is waiting")
+    return _processed("status asked for transfer " + ", ".join(f"#{i}" for i in ids))
+
+
 def _fetch_corp_tags(row: RawCallback, client: WeComClient) -> list[CorpTagGroup]:
     """The tag (with its group) or the group (with all its tags) the event names, as WeCom has it now."""
     wecom_id = _field(row.event, "Id")
@@ -515,6 +733,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("change_external_contact", "add_external_contact"): Handler(_contact_added, fetch=_fetch_contact_for_add),
     ("change_external_contact", "add_half_external_contact"): Handler(_contact_added, fetch=_fetch_contact_for_add),
     ("change_external_contact", "edit_external_contact"): Handler(_contact_edited, fetch=_fetch_contact),
+    ("change_external_contact", "transfer_fail"): Handler(_transfer_failed),
     ("change_external_contact", "del_external_contact"): Handler(
         lambda row, actor, _: _contact_deleted(row, actor, by_customer=False)
     ),
@@ -531,7 +750,6 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 # Known events nothing consumes yet, with the reason stored on the row (the callback log shows it).
 DEFERRED: dict[tuple[str, str], str] = {
-    ("change_external_contact", "transfer_fail"): "handled by customer inheritance (not built yet)",
     ("change_external_contact", "msg_audit_approved"): "chat archiving is not supported",
     ("change_external_tag", "shuffle"): "tag order is refreshed by the tag sync",
 }
@@ -550,17 +768,57 @@ _DONE = (RawCallback.Status.PROCESSED, RawCallback.Status.IGNORED)
 ClientFactory = Callable[[WeComConnection], WeComClient]
 
 
+# At most this many earlier callbacks about one customer are applied ahead of a later one in one go.
+_EARLIER_MAX = 100
+
+
+def _earlier_unprocessed(row: RawCallback) -> list[int]:
+    """Callbacks about the same customer (ExternalUserID) that arrived before `row` and are not processed yet,
+    oldest first. Found through the (tenant, status, received_at) index: only unprocessed rows are scanned."""
+    external_userid = row.event.get("ExternalUserID")
+    if not isinstance(external_userid, str) or not external_userid:
+        return []
+    return list(
+        RawCallback.objects.filter(
+            tenant_id=row.tenant_id,
+            status=RawCallback.Status.RECEIVED,
+            received_at__lte=row.received_at,
+            event__ExternalUserID=external_userid,
+        )
+        .filter(Q(received_at__lt=row.received_at) | Q(id__lt=row.id))
+        .order_by("received_at", "id")
+        .values_list("id", flat=True)[:_EARLIER_MAX]
+    )
+
+
 def raw_callback_process(
     *, raw_callback_id: int, client_factory: ClientFactory = connection_client
 ) -> RawCallback | None:
-    """Apply one stored callback to the domain, exactly once.
+    """Apply one stored callback to the domain, exactly once, after any earlier one about the same customer.
 
     The domain changes and the row's new status commit in one transaction under a row lock, so a job run twice
     (or by two workers, or again after a crash) applies the event once: a later run finds it processed and
     stops. Events that need WeCom's current data read it first, outside the transaction. An error rolls the
     changes back and marks the row failed with the error, to be retried. Returns None when there is no such row.
     `client_factory` builds the WeCom client for the row's connection (tests pass one on a fake transport).
+
+    Jobs do not run in the order callbacks arrived: each web process enqueues its own rows, a recovered job runs
+    after newer ones, several workers run side by side. A delete applied before the add it follows would be
+    ignored ("unknown customer") and the add then revive the relation, so callbacks about the same customer that
+    arrived earlier and are still unprocessed are applied first, each exactly once as above.
     """
+    row = RawCallback.objects.select_related("connection").filter(id=raw_callback_id).first()
+    if row is None:
+        return None
+    if row.status in _DONE:
+        return row
+    for earlier_id in _earlier_unprocessed(row):
+        _raw_callback_apply(earlier_id, client_factory)
+    return _raw_callback_apply(raw_callback_id, client_factory)
+
+
+def _raw_callback_apply(raw_callback_id: int, client_factory: ClientFactory) -> RawCallback | None:
+    """The exactly-once application of one callback (see raw_callback_process), whatever came before it."""
     row = RawCallback.objects.select_related("connection").filter(id=raw_callback_id).first()
     if row is None:
         return None
@@ -604,28 +862,96 @@ def raw_callback_process(
     return row
 
 
-def raw_callback_requeue(*, older_than: dt.timedelta = dt.timedelta(minutes=5), max_attempts: int = 5) -> int:
-    """Enqueue processing again for callbacks left received (lost job) or failed (below `max_attempts`).
+def raw_callback_requeue(
+    *, older_than: dt.timedelta = dt.timedelta(minutes=5), max_attempts: int = 5, limit: int = 1_000
+) -> int:
+    """Enqueue processing again for callbacks whose job was lost, and retry failed ones; returns how many.
 
-    For a periodic sweep: a worker killed mid-job, or a crash between commit and enqueue, leaves a row
-    `received` with no job. Processing is idempotent, so enqueueing a row that still has a job is harmless.
-    Returns how many were enqueued.
+    The worker's periodic sweep (`siyu worker`). A row is lost when it is still `received` after `older_than`
+    and no job for it is waiting or running (started within `older_than`): its worker was killed mid-job, or the
+    process that stored it died between commit and enqueue. A `failed` row is retried with backoff: after
+    `older_than` × 2^(attempts-1) since its last attempt. Rows with a job on its way are skipped, so a sweep
+    during a long backlog enqueues nothing twice; `limit` caps one sweep. Several workers sweeping at once may
+    both enqueue a row: harmless, processing is exactly-once (see raw_callback_process). Each lost row counts
+    an attempt and says why it was queued again, so the callback log shows it and `max_attempts` ends a row
+    whose processing keeps killing its worker.
     """
     from siyu.wecom.tasks import raw_callback_run
 
-    cutoff = timezone.now() - older_than
-    ids = list(
-        RawCallback.objects.filter(
-            status__in=(RawCallback.Status.RECEIVED, RawCallback.Status.FAILED),
-            received_at__lt=cutoff,
-            attempts__lt=max_attempts,
-        )
-        .order_by("id")
-        .values_list("id", flat=True)[:10_000]
+    now = timezone.now()
+    cutoff = now - older_than
+    unfinished = RawCallback.objects.filter(
+        status__in=(RawCallback.Status.RECEIVED, RawCallback.Status.FAILED),
+        received_at__lt=cutoff,
+        attempts__lt=max_attempts,
     )
-    for raw_callback_id in ids:
-        enqueue_on_commit(raw_callback_run, raw_callback_id)
-    return len(ids)
+    if not unfinished.exists():
+        return 0  # the usual case: the job queue is not even looked at
+    # The jobs first, the rows second: a job that finishes in between has left its row processed, so a row still
+    # unfinished below either had a job in this list or has none.
+    pending = pending_job_calls(raw_callback_run, running_since=cutoff)
+    due = [
+        (raw_callback_id, status)
+        for raw_callback_id, status, attempts, last_attempt in unfinished.order_by("id").values_list(
+            "id", "status", "attempts", "processed_at"
+        )[:50_000]
+        if status == RawCallback.Status.RECEIVED
+        or last_attempt is None
+        or last_attempt < now - older_than * 2 ** max(0, min(attempts - 1, 10))
+    ]
+    if pending is not None:
+        # A job names one row, or (the endpoint's group jobs) several: every id it carries is on its way.
+        on_the_way = {row_id for args, kwargs in pending for row_id in (args or [kwargs.get("raw_callback_id")])}
+        due = [(raw_callback_id, status) for raw_callback_id, status in due if raw_callback_id not in on_the_way]
+    due = due[:limit]
+    lost = [raw_callback_id for raw_callback_id, status in due if status == RawCallback.Status.RECEIVED]
+    with transaction.atomic():
+        # Only rows still received: one processed since we looked keeps its outcome.
+        RawCallback.objects.filter(id__in=lost, status=RawCallback.Status.RECEIVED).update(
+            attempts=F("attempts") + 1, error="queued again: its job was lost"
+        )
+        for raw_callback_id, _ in due:
+            enqueue_on_commit(raw_callback_run, raw_callback_id)
+    if due:
+        logger.warning("re-enqueued %d callbacks (%d lost, %d failed)", len(due), len(lost), len(due) - len(lost))
+    return len(due)
+
+
+@transaction.atomic
+def raw_callback_retry(*, actor: Actor, raw_callback_id: int) -> RawCallback:
+    """Process a failed callback again (the callback log's "retry"); HQ only, audited.
+
+    The row goes back to received and its job is enqueued after commit; processing stays exactly-once, because
+    the job re-checks the status under a row lock. Only failed rows qualify: a processed or ignored event is
+    final, and a received one already has a job on its way (two clicks enqueue one retry).
+    """
+    from siyu.wecom.tasks import raw_callback_run
+
+    _require_hq(actor)
+    row = (
+        RawCallback.objects.select_for_update()
+        .filter(tenant_id=actor.tenant_id, id=raw_callback_id)
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"callback {raw_callback_id} not found", field="raw_callback_id")
+    if row.status != RawCallback.Status.FAILED:
+        raise Conflict(f"only failed callbacks can be retried; this one is {row.status}", field="status")
+    previous_error = row.error
+    # Attempts stay: they count every processing attempt, the retried ones included.
+    row.status = RawCallback.Status.RECEIVED
+    row.error = ""
+    row.processed_at = None
+    row.save(update_fields=["status", "error", "processed_at"])
+    audit_record(
+        actor=actor,
+        action="wecom_callback.retry",
+        target_type="raw_callback",
+        target_id=row.id,
+        detail={"event": row.event_type, "change_type": row.change_type, "error": previous_error[:500]},
+    )
+    enqueue_on_commit(raw_callback_run, row.id)
+    return row
 
 
 # -- sync runs (see siyu.wecom.sync) ----------------------------------------------------------------------------
@@ -797,13 +1123,28 @@ def sync_run_fail(*, run: SyncRun, error: str) -> SyncRun:
 
 
 def sync_request(*, actor: Actor, phases: Sequence[str] = SYNC_PHASES) -> None:
-    """Ask for a sync of the actor's brand in the background (the console's "sync now"); HQ only."""
+    """Ask for a sync of the actor's brand in the background (the console's "sync now"); HQ only.
+
+    Raises SyncBusy while a sync of the brand is alive (its heartbeat is recent).
+    """
     from siyu.wecom.tasks import sync_run_job
 
     _require_hq(actor)
     wanted = _sync_phases(phases)
     if not WeComConnection.objects.filter(tenant_id=actor.tenant_id).exists():
         raise ValidationFailed("this brand has no WeCom connection yet", field="corp_id")
+    running = (
+        SyncRun.objects.filter(
+            tenant_id=actor.tenant_id,
+            status=SyncRun.Status.RUNNING,
+            heartbeat_at__gt=timezone.now() - SYNC_LEASE,
+        )
+        .order_by("-started_at")
+        .first()
+    )
+    if running is not None:
+        # The job would find it busy and do nothing; say so now rather than queue a job that will not run.
+        raise SyncBusy(f"sync #{running.id} of this brand is running", field="tenant")
     with transaction.atomic():
         audit_record(actor=actor, action="wecom_sync.request", target_type="tenant", target_id=actor.tenant_id,
                      detail={"phases": wanted})

@@ -11,10 +11,19 @@ from siyu.wecom import services
 
 # The fast queue: an add_external_contact may carry a WelcomeCode that lives only 20 seconds.
 @task(queue_name="fast")
-def raw_callback_run(raw_callback_id: int) -> str:
-    """Process one stored callback (see services.raw_callback_process); safe to run any number of times."""
-    row = services.raw_callback_process(raw_callback_id=raw_callback_id)
-    return row.status if row is not None else "missing"
+def raw_callback_run(raw_callback_id: int, *more_ids: int) -> str:
+    """Process stored callbacks in order (see services.raw_callback_process); safe to run any number of times.
+
+    The endpoint stores callbacks in groups and enqueues one job per group, with every row id of the group.
+    Returns the row's status, or for a group the count per status ("processed=3 ignored=1").
+    """
+    statuses = []
+    for row_id in (raw_callback_id, *more_ids):
+        row = services.raw_callback_process(raw_callback_id=row_id)
+        statuses.append(row.status if row is not None else "missing")
+    if len(statuses) == 1:
+        return statuses[0]
+    return " ".join(f"{status}={statuses.count(status)}" for status in sorted(set(statuses)))
 
 
 @task(queue_name="default")

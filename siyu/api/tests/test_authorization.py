@@ -8,6 +8,7 @@ its row here.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from siyu.core import pii
 from siyu.core.models import AuditLog, Franchisee, Guide, Region, Store
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
+from siyu.inheritance.models import Transfer, UnassignedCustomer
+from siyu.inheritance.services import transfer_start
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.tags.services import customer_tag_add, tag_create, tag_group_create
 from siyu.testing import VISIBLE, World
@@ -349,6 +352,165 @@ def check_guide_list(ctx: Ctx) -> None:
     assert Guide.objects.filter(id__in=expected).count() == len(expected)
 
 
+# Inheritance: HQ, region and store managers start transfers of guides in their scope (to a guide in scope or the
+# brand IP); franchisees see their stores' transfers; guides see none. Brand A has no WeCom connection here, so a
+# started transfer keeps its customers pending with the reason in last_error.
+MANAGERS = {"hq", "region1", "store1", "outsider"}
+TRANSFER_VIEWERS = {"hq": {"G1", "G2", "G3"}, "region1": {"G1", "G2"}, "store1": {"G1"}, "franchisee1": {"G1", "G3"}}
+GUIDE_CUSTOMER = {"G1": "c1", "G2": "c2", "G3": "c3"}
+
+
+def _sample_transfers(world: World) -> dict[str, Transfer]:
+    """One on-job transfer to the brand IP per store guide of brand A (started by the brand's system actor)."""
+    return {
+        code: transfer_start(
+            actor=Actor.system(world.tenant_a.id),
+            kind="on_job",
+            handover_guide_id=world.guides[code].id,
+            takeover_guide_id=world.guides["IP"].id,
+            customer_ids=[world.customers[GUIDE_CUSTOMER[code]].id],
+        )
+        for code in ("G1", "G2", "G3")
+    }
+
+
+def _a_transfer(world: World) -> Transfer:
+    """G1's sample transfer, started once however many requests name it."""
+    found = Transfer.objects.filter(tenant=world.tenant_a, handover=world.guides["G1"]).first()
+    if found is not None:
+        return found
+    return transfer_start(
+        actor=Actor.system(world.tenant_a.id),
+        kind="on_job",
+        handover_guide_id=world.guides["G1"].id,
+        takeover_guide_id=world.guides["IP"].id,
+    )
+
+
+def _depart(world: World, code: str) -> Guide:
+    Guide.objects.filter(id=world.guides[code].id).update(status=Guide.Status.DEPARTED)
+    return Guide.objects.get(id=world.guides[code].id)
+
+
+def check_transfer_start(ctx: Ctx) -> None:
+    w = ctx.world
+    for code, key in sorted(GUIDE_CUSTOMER.items()):
+        before, transfers = db_state(), Transfer.objects.count()
+        body = {
+            "kind": "on_job",
+            "handover_guide_id": w.guides[code].id,
+            "takeover_guide_id": w.guides["IP"].id,
+            "customer_ids": [ctx.cid(key)],
+            "message": "您好",
+        }
+        answer = ctx.client.post("/transfers", body)
+        if ctx.persona in {"guide1", "franchisee1"}:
+            assert (answer.status, answer.body["field"]) == (403, None)
+        elif code in GUIDES_IN_SCOPE[ctx.persona]:
+            assert answer.status == 201, answer.body
+            transfer = Transfer.objects.get(id=answer.body["id"])
+            assert (transfer.tenant_id, transfer.requested_by_id) == (w.tenant_a.id, w.users[ctx.persona].pk)
+            assert [(i["customer_id"], i["status"]) for i in answer.body["items"]] == [(ctx.cid(key), "pending")]
+            assert answer.body["last_error"].startswith("WeCom is not connected")
+            continue
+        else:
+            assert_not_found(answer, "handover_guide_id")
+        assert (db_state(), Transfer.objects.count()) == (before, transfers)
+    # A takeover guide outside the scope is not found either (the brand IP is everyone's).
+    if ctx.persona in {"region1", "store1"}:
+        outside = "G3" if ctx.persona == "region1" else "G2"
+        body = {"kind": "on_job", "handover_guide_id": w.guides["G1"].id, "takeover_guide_id": w.guides[outside].id}
+        assert_not_found(ctx.client.post("/transfers", body), "takeover_guide_id")
+
+
+def check_transfer_list(ctx: Ctx) -> None:
+    transfers = _sample_transfers(ctx.world)
+    expected = {transfers[code].id for code in TRANSFER_VIEWERS.get(ctx.persona, set())}
+    answer = ctx.client.get("/transfers")
+    assert _ids(answer) == expected
+    for row in answer.body["items"]:
+        assert (row["status"], row["customers"], row["takeover"]["name"]) == (
+            "submitting",
+            {"pending": 1},
+            "好物体验官",
+        )
+
+
+def check_transfer_get(ctx: Ctx) -> None:
+    for code, transfer in sorted(_sample_transfers(ctx.world).items()):
+        answer = ctx.client.get(f"/transfers/{transfer.id}")
+        if code in TRANSFER_VIEWERS.get(ctx.persona, set()):
+            assert answer.status == 200
+            customer = ctx.world.customers[GUIDE_CUSTOMER[code]]
+            assert [i["customer_id"] for i in answer.body["items"]] == [customer.id]
+            assert answer.body["items"][0]["name_masked"] == pii.mask_name(ctx.world.names[GUIDE_CUSTOMER[code]])
+        else:
+            assert_not_found(answer, "transfer_id")
+
+
+def check_transfer_refresh(ctx: Ctx) -> None:
+    for code, transfer in sorted(_sample_transfers(ctx.world).items()):
+        before = db_state()
+        answer = ctx.client.post(f"/transfers/{transfer.id}/refresh")
+        if ctx.persona in {"guide1", "franchisee1"}:
+            assert answer.status == 403
+            assert db_state() == before
+        elif code in TRANSFER_VIEWERS.get(ctx.persona, set()):
+            assert answer.status == 200
+            assert (answer.body["status"], answer.body["customers"]) == ("submitting", {"pending": 1})
+        else:
+            assert_not_found(answer, "transfer_id")
+            assert db_state() == before
+
+
+def check_transfer_to_brand_ip(ctx: Ctx) -> None:
+    departed = _depart(ctx.world, "G3")
+    before, transfers = db_state(), Transfer.objects.count()
+    answer = ctx.client.post("/transfers/to-brand-ip", {"handover_guide_id": departed.id})
+    if ctx.persona == "hq":
+        assert answer.status == 201, answer.body
+        assert (answer.body["kind"], answer.body["takeover"]["wecom_userid"]) == ("resigned", "brand_ip")
+        assert [i["customer_id"] for i in answer.body["items"]] == [ctx.cid("c3")]
+        return
+    if ctx.persona in {"guide1", "franchisee1"}:
+        assert answer.status == 403
+    else:
+        assert_not_found(answer, "handover_guide_id")
+    assert (db_state(), Transfer.objects.count()) == (before, transfers)
+    if ctx.persona == "store1":  # its own guide has not left: 409 naming the field
+        answer = ctx.client.post("/transfers/to-brand-ip", {"handover_guide_id": ctx.world.guides["G1"].id})
+        assert (answer.status, answer.body["field"]) == (409, "handover_guide_id")
+
+
+def check_unassigned_customer_list(ctx: Ctx) -> None:
+    w = ctx.world
+    for code in ("G1", "G3"):
+        UnassignedCustomer.objects.create(
+            tenant=w.tenant_a,
+            handover=w.guides[code],
+            handover_userid=w.guides[code].wecom_userid,
+            external_userid=f"wm{GUIDE_CUSTOMER[code]}",
+            customer=w.customers[GUIDE_CUSTOMER[code]],
+            dimission_time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        )
+    answer = ctx.client.get("/unassigned-customers")
+    assert answer.status == 200
+    expected = {f"wm{GUIDE_CUSTOMER[c]}" for c in TRANSFER_VIEWERS.get(ctx.persona, set()) if c in {"G1", "G3"}}
+    assert {r["external_userid"] for r in answer.body["items"]} == expected
+    assert answer.body["count"] == len(expected)
+
+
+def check_unassigned_customer_refresh(ctx: Ctx) -> None:
+    before = db_state()
+    answer = ctx.client.post("/unassigned-customers/refresh")
+    if ctx.persona in MANAGERS:
+        assert answer.status == 200
+        assert (answer.body["error"], answer.body["fetched_at"]) == ("WeCom is not connected for this brand", None)
+    else:
+        assert answer.status == 403
+        assert db_state() == before
+
+
 @dataclass(frozen=True)
 class Row:
     method: str
@@ -373,6 +535,15 @@ MATRIX: dict[str, Row] = {
     "store_list": Row("get", "/api/v1/stores", check_store_list),
     "franchisee_list": Row("get", "/api/v1/franchisees", check_franchisee_list),
     "guide_list": Row("get", "/api/v1/guides", check_guide_list),
+    "transfer_start": Row("post", "/api/v1/transfers", check_transfer_start),
+    "transfer_list": Row("get", "/api/v1/transfers", check_transfer_list),
+    "transfer_get": Row("get", "/api/v1/transfers/{transfer_id}", check_transfer_get),
+    "transfer_refresh": Row("post", "/api/v1/transfers/{transfer_id}/refresh", check_transfer_refresh),
+    "transfer_to_brand_ip": Row("post", "/api/v1/transfers/to-brand-ip", check_transfer_to_brand_ip),
+    "unassigned_customer_list": Row("get", "/api/v1/unassigned-customers", check_unassigned_customer_list),
+    "unassigned_customer_refresh": Row(
+        "post", "/api/v1/unassigned-customers/refresh", check_unassigned_customer_refresh
+    ),
 }
 
 
@@ -419,7 +590,10 @@ def _request_for(world: World, operation_id: str) -> tuple[str, str, Any]:
     """A request HQ could make successfully, so only the credentials decide the answer."""
     method, path = OPERATIONS[operation_id]
     url = path.format(
-        customer_id=world.customers["c1"].id, tag_id=world.tags["护肤"].id, group_id=world.tags["护肤"].group_id
+        customer_id=world.customers["c1"].id,
+        tag_id=world.tags["护肤"].id,
+        group_id=world.tags["护肤"].group_id,
+        transfer_id=_a_transfer(world).id if "{transfer_id}" in path else 0,
     )
     bodies = {
         "customer_create": {"name": "新客", "phone": "13900009999"},
@@ -427,7 +601,14 @@ def _request_for(world: World, operation_id: str) -> tuple[str, str, Any]:
         "customer_tag_add": {"tag_id": world.tags["彩妆"].id},
         "tag_group_create": {"name": "季节"},
         "tag_create": {"name": "新标签"},
+        "transfer_start": {  # the brand IP's customer: never part of the sample transfers
+            "kind": "on_job",
+            "handover_guide_id": world.guides["IP"].id,
+            "takeover_guide_id": world.guides["G1"].id,
+        },
     }
+    if operation_id == "transfer_to_brand_ip":
+        bodies[operation_id] = {"handover_guide_id": _depart(world, "G3").id}
     return method.upper(), url, bodies.get(operation_id)
 
 

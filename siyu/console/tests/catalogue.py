@@ -49,11 +49,14 @@ def _labels() -> Iterator[str]:
     from siyu.commerce.models import Order, Shop
     from siyu.core.models import Guide, Role
     from siyu.customers.models import CustomerExport, FollowRelation, Gender, Identity, LifecycleStage
+    from siyu.inheritance.models import Transfer, TransferGroupItem, TransferItem
     from siyu.tags.models import TagSource
+    from siyu.wecom.models import RawCallback, SyncRun
 
     choices: Iterable[type] = (
         LifecycleStage, Gender, Identity.Kind, FollowRelation.Status, FollowRelation.AddWay, TagSource, Role,
-        Guide.Kind, Guide.Status, Shop, Order.Status, CustomerExport.Status,
+        Guide.Kind, Guide.Status, Shop, Order.Status, CustomerExport.Status, RawCallback.Status, SyncRun.Status,
+        Transfer.Kind, Transfer.Status, TransferItem.Status, TransferGroupItem.Status,
     )
     with translation.override(None):
         # With translation deactivated a lazy label renders as its msgid.

@@ -12,8 +12,12 @@ from django.test import Client
 from django.urls import reverse
 
 from siyu.console.tests.conftest import ORDERS_VISIBLE, Shop, attr_values, login
+from siyu.core.models import AuditLog
 from siyu.core.services import audit_record
 from siyu.testing import VISIBLE, World
+from siyu.wecom.models import RawCallback, SyncRun, WeComConnection
+from siyu.wecom.services import connection_create
+from siyu.wecom.tests.support import AES_KEY, TOKEN, contact_xml, signed_post
 
 PERSONAS = sorted(VISIBLE)
 
@@ -164,6 +168,15 @@ CONSOLE_PAGES = [
     ("console:audit_list", []),
     ("console:channel_codes", []),
     ("console:wecom", []),
+    ("console:wecom_sync", []),
+    ("console:wecom_sync_status", []),
+    ("console:wecom_callbacks", []),
+    ("console:wecom_callback_detail", [1]),
+    ("console:inheritance", []),
+    ("console:inheritance_new", []),
+    ("console:inheritance_customers", []),
+    ("console:inheritance_detail", [1]),
+    ("console:inheritance_unassigned", []),
 ]
 
 
@@ -191,3 +204,76 @@ def test_anonymous_htmx_request_gets_a_full_page_redirect(client: Client, db: No
     )
     assert response.status_code == 204
     assert response["HX-Redirect"] == "/login/?next=%2Fcustomers%2F%3Fq%3Dx"
+
+
+# -- WeCom settings: brand-level, HQ admins only (the callback log names customers and members of every store) ------
+
+WECOM_FORBIDDEN = {"region1", "store1", "guide1", "franchisee1"}
+
+
+@pytest.fixture
+def wecom_log(world: World) -> RawCallback:
+    """Brand A connected (to a WeCom nobody serves) with one failed callback in its log."""
+    connection_create(
+        actor=world.actor("hq"),
+        corp_id="wwA",
+        contact_secret="contact-secret-of-brand-a-000000",
+        callback_token=TOKEN,
+        encoding_aes_key=AES_KEY,
+        api_base_url="http://127.0.0.1:9/cgi-bin/",
+    )
+    assert signed_post(contact_xml("add_external_contact", "guide1", "wmSCOPE")).send().status_code == 200
+    RawCallback.objects.update(status=RawCallback.Status.FAILED, error="BadEvent: test")
+    return RawCallback.objects.get()
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_wecom_settings_are_hq_only_and_never_cross_brands(
+    client: Client, world: World, wecom_log: RawCallback, persona: str
+) -> None:
+    login(client, persona)
+    before = (AuditLog.objects.count(), WeComConnection.objects.get().updated_at)
+    detail = reverse("console:wecom_callback_detail", args=[wecom_log.id])
+    requests = [
+        client.get(reverse("console:wecom")),
+        client.post(reverse("console:wecom"), {"corp_id": "wwTAKEN", "agent_id": "1"}),
+        client.get(reverse("console:wecom_generate", args=["callback_token"])),
+        client.get(reverse("console:wecom_sync")),
+        client.get(reverse("console:wecom_sync_status")),
+        client.post(reverse("console:wecom_sync_start")),
+        client.get(reverse("console:wecom_callbacks")),
+        client.get(detail),
+        client.post(reverse("console:wecom_callback_retry", args=[wecom_log.id])),
+        client.post(reverse("console:wecom_test")),
+    ]
+    codes = [r.status_code for r in requests]
+    if persona in WECOM_FORBIDDEN:
+        assert codes == [403] * len(requests)
+        assert "只有总部管理员可以查看和修改品牌的企业微信设置。" in requests[0].content.decode()
+        assert (AuditLog.objects.count(), WeComConnection.objects.get().updated_at) == before
+        assert RawCallback.objects.get().status == RawCallback.Status.FAILED
+        assert not SyncRun.objects.exists()
+        return
+    pages = "".join(r.content.decode() for r in requests if r.status_code == 200)
+    if persona == "hq":
+        assert codes == [200, 422, 200, 200, 200, 302, 200, 200, 302, 200]
+        assert str(wecom_log.id) in attr_values(requests[6].content.decode(), "data-callback-id")
+    else:  # brand B's admin: its own (empty) settings, never brand A's connection or callbacks
+        assert codes == [200, 422, 200, 200, 200, 302, 200, 404, 404, 200]
+        assert "wwA" not in pages
+        assert "wmSCOPE" not in pages
+        assert attr_values(requests[6].content.decode(), "data-callback-id") == []
+        assert RawCallback.objects.get().status == RawCallback.Status.FAILED
+        assert not WeComConnection.objects.filter(tenant=world.tenant_b).exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["console:wecom", "console:wecom_test", "console:wecom_sync_start", "console:wecom_callback_retry"]
+)
+def test_anonymous_cannot_change_wecom_settings(client: Client, world: World, name: str) -> None:
+    args = [1] if name == "console:wecom_callback_retry" else []
+    response = client.post(reverse(name, args=args))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("console:login"))
+    assert not AuditLog.objects.filter(action__startswith="wecom").exists()
+

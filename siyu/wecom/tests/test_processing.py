@@ -320,7 +320,7 @@ def test_deletes_with_nothing_to_delete_are_ignored(
         (event_xml("change_external_chat", "dismiss", ChatId="wrCHAT"), "unknown group"),
         (
             contact_xml("transfer_fail", "guide2", "wmc1", FailReason="customer_refused"),
-            "handled by customer inheritance (not built yet)",
+            "no transfer of this customer to this member is waiting",
         ),
         (event_xml("change_contact", "create_user", UserID="zhangsan"), "unsupported event change_contact"),
     ],

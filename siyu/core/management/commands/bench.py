@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from rich.console import Console
 
 BENCHES: dict[str, str] = {
+    "callbacks": "siyu.wecom.bench:run",
     "console": "siyu.console.bench:run",
 }
 
@@ -26,6 +27,19 @@ class Command(BaseCommand):
         parser.add_argument("--size", choices=["S", "M", "L"], default="S")
         parser.add_argument("--repeat", type=int, default=20, help="timed runs per case")
         parser.add_argument("--tenant", default="demo", help="slug of the brand to measure (default: the demo brand)")
+        # callbacks: the WeCom callback endpoint under load, in a database of its own (see siyu.wecom.bench)
+        parser.add_argument("--count", type=int, default=100_000, help="callbacks: how many to send")
+        parser.add_argument("--concurrency", type=int, default=48, help="callbacks: keep-alive connections")
+        parser.add_argument("--server", choices=["granian", "gunicorn"], default="granian", help="callbacks")
+        parser.add_argument("--server-workers", type=int, default=2, help="callbacks: server worker processes")
+        parser.add_argument("--server-threads", type=int, default=24, help="callbacks: threads per worker")
+        parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite", help="callbacks")
+        parser.add_argument(
+            "--database-url",
+            default="",
+            help="callbacks: the PostgreSQL database to create and drop (default: siyu_bench on the configured server)",
+        )
+        parser.add_argument("--keep", action="store_true", help="callbacks: keep the bench database afterwards")
 
     def handle(self, *args: Any, **options: Any) -> None:
         module_name, _, func_name = BENCHES[options["name"]].partition(":")

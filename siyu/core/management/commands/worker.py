@@ -13,18 +13,68 @@ the web process after commit and there is nothing for a worker to do.
 `--burst` processes what is queued and exits (tests, cron-style runs). `--in-process` (RQ only) runs each job
 in the worker process (rq.SimpleWorker) instead of a forked work horse: what tests need, since a fork would
 not share their database connection; the database worker always runs jobs in-process.
+
+Recovery sweep (恢复): a worker killed mid-job (kill -9, OOM, a lost machine) leaves work behind that nobody would
+pick up. Every worker sweeps for it before it takes its first job and then every `--sweep-seconds`
+(SIYU_WORKER_SWEEP_SECONDS, default 60) in a background thread: on the database backend the jobs dead workers
+left RUNNING go back in line, first (siyu.core.jobs.db_jobs_recover; RQ does this itself for its workers), and
+callbacks still unprocessed with no job on its way are enqueued again (siyu.wecom.services.raw_callback_requeue),
+and so are customer transfers whose submit or poll job was lost (siyu.inheritance.services.transfer_sweep).
+Everything it needs is in the database, so a restarted worker, or any other worker, finishes what a dead one
+started; several workers sweeping at once do no harm, because jobs are idempotent.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import threading
+import time
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from siyu.core.jobs import backend_kind, backend_queues
+from siyu.core.jobs import BackendKind, backend_kind, backend_queues, db_jobs_recover, worker_id_new
+
+logger = logging.getLogger("siyu.worker")
+
+
+def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
+    """One pass of the recovery sweep (see the module docstring); logs what it found, raises nothing."""
+    # `worker` is a composition root, like `serve`: it may call into the contexts whose work it recovers.
+    from siyu.inheritance.services import transfer_sweep
+    from siyu.wecom.services import raw_callback_requeue
+
+    try:
+        if kind == "db":
+            jobs = db_jobs_recover()
+            if jobs.requeued or jobs.failed:
+                logger.warning("recovered jobs of dead workers: %d queued again, %d failed", jobs.requeued, jobs.failed)
+        raw_callback_requeue(older_than=older_than)
+        # Transfers whose submit or poll job was lost (their own, longer threshold: a poll waits out 24 hours).
+        transfer_sweep()
+    except Exception:
+        # A sweep that fails (database briefly away) is simply tried again next time; the worker keeps working.
+        logger.exception("recovery sweep failed")
+
+
+class _Sweeper(threading.Thread):
+    """Runs `recovery_sweep` every `every` seconds until the process ends (a daemon: kill -9 needs no clean-up)."""
+
+    def __init__(self, kind: BackendKind, every: float) -> None:
+        super().__init__(name="siyu-recovery-sweep", daemon=True)
+        self.kind, self.every = kind, every
+
+    def run(self) -> None:
+        while True:
+            time.sleep(self.every)
+            recovery_sweep(kind=self.kind, older_than=dt.timedelta(seconds=self.every))
+            # This thread's own connection: not kept open between sweeps.
+            connections.close_all()
 
 
 class Command(BaseCommand):
@@ -43,6 +93,12 @@ class Command(BaseCommand):
             help="rq: run jobs in the worker process (rq.SimpleWorker), without forking a work horse",
         )
         parser.add_argument("--max-jobs", type=int, default=None, help="exit after this many jobs")
+        parser.add_argument(
+            "--sweep-seconds",
+            type=float,
+            default=settings.SIYU_WORKER_SWEEP_SECONDS,
+            help="recover work dead workers left behind at start and then this often (0: at start only)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         kind = backend_kind()
@@ -51,6 +107,15 @@ class Command(BaseCommand):
         unknown = sorted(set(queues) - set(configured))
         if unknown:
             raise CommandError(f"unknown queue {unknown[0]!r}: the backend has {', '.join(configured)}")
+        every = options["sweep_seconds"]
+        if every < 0:
+            raise CommandError("--sweep-seconds must be 0 or more")
+        if kind in ("db", "rq"):
+            # Before the first job: a job its dead predecessor was running goes back in line first.
+            # With no periodic sweep, a callback still counts as lost only after a minute without a job.
+            recovery_sweep(kind=kind, older_than=dt.timedelta(seconds=every or 60))
+            if every and not options["burst"]:
+                _Sweeper(kind, every).start()
         if kind == "db":
             self._db_worker(
                 queues, burst=options["burst"], max_jobs=options["max_jobs"], verbosity=options["verbosity"]
@@ -84,6 +149,8 @@ class Command(BaseCommand):
             # The start-up jitter spreads a fleet's polling; a burst run wants its jobs done now.
             startup_delay=not burst,
             max_tasks=max_jobs,
+            # Names this process (host, pid, start time), so a later sweep can tell it died (siyu.core.jobs).
+            worker_id=worker_id_new(),
             verbosity=verbosity,
             stdout=self.stdout,
             stderr=self.stderr,
