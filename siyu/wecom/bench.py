@@ -2,15 +2,18 @@
 
 The bench never touches the user's data. It creates a database of its own (a temporary SQLite file under
 VAR_DIR, or a fresh PostgreSQL database `siyu_bench` that it drops afterwards), migrates it, connects a
-throwaway brand, and starts the production server (gunicorn, as `siyu serve` would) on a free 127.0.0.1 port
-with that database. Before the clock starts it builds N distinct callbacks exactly as WeCom sends them —
+throwaway brand, and starts a production server on a free 127.0.0.1 port with that database: granian
+(`--server granian`, the default) or gunicorn's gthread worker as `siyu serve` runs it (`--server gunicorn`),
+both serving siyu.wsgi:application. Before the clock starts it builds N distinct callbacks exactly as WeCom sends them —
 contact adds, deletes and edits and group changes, encrypted and signed with the connection's token and key,
 each with its own nonce and a fresh timestamp — then fires them over keep-alive HTTP/1.1 connections from an
 asyncio load generator and times each one from the first byte sent to the last byte of the 200.
 
 Afterwards it checks the contract: every answer was an empty 200, exactly N rows are stored (each request's row
-was committed before its 200, and the server is stopped before counting), the stored nonces are the ones sent,
-and a sample of WeCom's retries (the same event again, identical or re-signed) stored nothing new.
+was committed before its 200, so what is stored once the last answer is in is final), the stored nonces are the
+ones sent, a sample of WeCom's retries (the same event again, identical or re-signed) stored nothing new, and
+(database job backend) every stored row is named by exactly one processing job. Nothing is processed: the bench
+runs no `siyu worker`. It prints the figures and one plain `callbacks: ...` line with the checks.
 """
 
 from __future__ import annotations
@@ -96,20 +99,30 @@ def _pg_admin(url: str) -> Any:
 
 
 def _postgres_database(url: str, keep: bool) -> Iterator[BenchDatabase]:
+    import psycopg
     from psycopg import sql
 
-    name = dj_database_url.parse(url)["NAME"]
+    try:
+        parsed = dj_database_url.parse(url)
+    except ValueError as exc:
+        raise LookupError(f"--database-url: {exc}") from exc
+    if not parsed["ENGINE"].endswith("postgresql"):
+        raise LookupError(f"--database-url must be a postgres:// URL, not {_redacted(url)}")
+    name = parsed["NAME"]
     configured = settings.DATABASES["default"]
     if configured["ENGINE"].endswith("postgresql") and configured["NAME"] == name:
         raise LookupError(f"refusing to benchmark in {name!r}: it is the configured database")
     # A bench database is created and dropped by the bench; any other name must not exist, so no data is lost.
-    with _pg_admin(url) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and not name.startswith("siyu_bench"):
-            raise LookupError(f"database {name!r} exists; the bench only creates and drops databases of its own")
-        if exists:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with _pg_admin(url) as admin:
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+            if exists and not name.startswith("siyu_bench"):
+                raise LookupError(f"database {name!r} exists; the bench only creates and drops databases of its own")
+            if exists:
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        raise LookupError(f"cannot create the bench database on {_redacted(url)}: {exc}") from exc
     try:
         yield BenchDatabase(url=url, label="postgresql")
     finally:
@@ -624,9 +637,10 @@ class BenchReport:
 
 def run(options: dict[str, Any], console: Console) -> None:
     count = int(options["count"])
-    if count < 1:
-        raise LookupError("--count must be at least 1")
-    concurrency = max(1, int(options["concurrency"]))
+    for option in ("count", "concurrency", "server_workers", "server_threads"):
+        if int(options[option]) < 1:
+            raise LookupError(f"--{option.replace('_', '-')} must be at least 1")
+    concurrency = int(options["concurrency"])
     kind = options["database"]
     with bench_database(kind, options.get("database_url") or "", bool(options["keep"])) as database:
         console.print(f"bench database: {database.label} ({_redacted(database.url)})")
