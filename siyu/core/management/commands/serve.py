@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from siyu.core.jobs import needs_worker
 from siyu.demo import reference as demo_ref
@@ -37,6 +39,13 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=int(os.environ.get("SIYU_WEB_WORKERS", "2")))
         parser.add_argument("--no-worker", action="store_true", help="do not start the job worker")
         parser.add_argument(
+            "--server",
+            choices=["gunicorn", "granian"],
+            default=os.environ.get("SIYU_SERVER", "gunicorn"),
+            help="the HTTP server: gunicorn (gthread) or granian (Rust HTTP; about twice the WeCom callback "
+            "throughput, see docs/benchmarks.md)",
+        )
+        parser.add_argument(
             "--emulator",
             choices=["auto", "on", "off"],
             default=os.environ.get("SIYU_SERVE_EMULATOR", "auto"),
@@ -51,26 +60,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            # Every page and job would fail on a missing table; say what to do instead.
+            raise CommandError("the database is not fully migrated: run `siyu migrate` first")
         call_command("collectstatic", interactive=False, verbosity=0)
         bind = options["bind"]
-        web = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "siyu.wsgi:application",
-            "--bind",
-            bind,
-            "--workers",
-            str(options["workers"]),
-            "--threads",
-            "4",
-            "--access-logfile",
-            "-",
-            "--graceful-timeout",
-            "5",
-            # gunicorn ≥ 25 opens ~/.gunicorn/gunicorn.ctl by default; two servers (siyu + emulator) would clash.
-            "--no-control-socket",
-        ]
+        web = _web_argv(options["server"], bind, options["workers"])
         procs = [subprocess.Popen(web)]  # noqa: S603 - fixed argv, no shell
         # The immediate backend runs jobs in the web process: a worker would have nothing to do.
         if not options["no_worker"] and needs_worker():
@@ -167,3 +163,20 @@ def _wait_for(url: str, procs: list[subprocess.Popen[bytes]], what: str, timeout
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s")
         time.sleep(0.3)
+
+
+def _web_argv(server: str, bind: str, workers: int) -> list[str]:
+    """The production server's command line for siyu.wsgi:application on `bind` (host:port)."""
+    host, _, port = bind.rpartition(":")
+    if server == "granian":
+        return [
+            sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host or "127.0.0.1", "--port", port,
+            "--workers", str(workers), "--blocking-threads", "16", "--backlog", "2048", "--no-ws",
+            "siyu.wsgi:application",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "gunicorn", "siyu.wsgi:application", "--bind", bind, "--workers", str(workers),
+        "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5",
+        # gunicorn >= 25 opens ~/.gunicorn/gunicorn.ctl by default; two servers (siyu + emulator) would clash.
+        "--no-control-socket",
+    ]  # fmt: skip
