@@ -6,6 +6,8 @@ import pytest
 
 from siyu.testing import World, build_world
 
+pytest_plugins = ["siyu.e2e"]  # the headless browser of the e2e tests
+
 
 @pytest.fixture
 def world(db: None) -> World:

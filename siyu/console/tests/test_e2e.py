@@ -9,9 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -19,28 +16,19 @@ from django.db import connections
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls made beside it.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
 from siyu.commerce.models import Order
 from siyu.console.tests.conftest import _order
 from siyu.core.models import AuditLog
 from siyu.customers.services import customer_create, follow_relation_add
+from siyu.e2e import SHOTS
 from siyu.tags.services import customer_tag_add
 from siyu.testing import PASSWORD, World, build_world
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-SHOTS = Path(os.environ.get("SIYU_E2E_SCREENSHOTS", tempfile.gettempdir()))
 NAMES = [
     "陈静", "刘洋", "杨帆", "黄磊", "周婷", "吴昊", "徐丽", "孙强", "胡敏", "朱琳",
     "高翔", "林雪", "何欢", "郭勇", "马超", "罗娜", "梁宇", "宋佳", "郑凯", "谢芳",
@@ -82,26 +70,6 @@ def e2e_world(transactional_db: None) -> World:
     # connection; closing this one now leaves none behind to block dropping the test database.
     connections.close_all()
     return world
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Chromium is missing: run `make e2e-browser` (installs Debian's chromium)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-        connections.close_all()  # the connection the test body opened inside Playwright's greenlet
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # An English-language browser on purpose: the console must still open in Chinese.
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 def test_find_open_reveal_and_switch_language(live_server: LiveServer, e2e_world: World, page: Page) -> None:

@@ -22,10 +22,10 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 # Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls made beside it.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from siyu.console.tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from siyu.e2e import SHOTS
 from siyu.emulator.model import Corp
 from siyu.emulator.server import RunningServer
 from siyu.testing import PASSWORD, World, build_world
@@ -43,25 +43,6 @@ def e2e_world(transactional_db: None) -> World:
     world = build_world()
     connections.close_all()  # see test_e2e.e2e_world: no connection left to block dropping the test database
     return world
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Chromium is missing: run `make e2e-browser` (installs Debian's chromium)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-        connections.close_all()  # the connection the test body opened inside Playwright's greenlet
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture

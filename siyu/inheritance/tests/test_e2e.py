@@ -18,13 +18,13 @@ from django.db import connections
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's event loop runs beside the ORM
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 
-from siyu.console.tests.test_e2e import CHROMIUM, CHROMIUM_ARGS, SHOTS
 from siyu.core import services as core_services
 from siyu.core.models import Role
 from siyu.customers.models import Customer, FollowRelation
+from siyu.e2e import SHOTS
 from siyu.inheritance.models import Transfer
 from siyu.inheritance.tests.conftest import DAY, Synced
 from siyu.testing import PASSWORD
@@ -55,20 +55,6 @@ def scene(transactional_db: None) -> Iterator[Scene]:
         connections.close_all()  # Playwright's greenlet opens its own connection
         yield Scene(synced=synced, handover=handover, takeover=takeover, customers=customers)
     cache.clear()
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    assert CHROMIUM.exists(), "Chromium is missing: run `make e2e-browser` (installs Debian's chromium)"
-    with sync_playwright() as p:
-        browser: Browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
-        connections.close_all()
 
 
 def test_start_a_transfer_and_follow_it_to_the_end(live_server: LiveServer, scene: Scene, page: Page) -> None:
