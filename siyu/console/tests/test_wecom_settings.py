@@ -521,7 +521,7 @@ def test_the_log_lists_the_brands_callbacks_newest_first_with_their_outcome(
     assert [int(i) for i in attr_values(html, "data-callback-id")] == [log[k].id for k in order]
     assert attr_values(html, "data-status") == ["failed", "ignored", "ignored", "processed"]
     assert "BadEvent: the event has no ExternalUserID" in html
-    assert "<td class=\"mono\">wmDEL002</td>" in html
+    assert "title=\"wmDEL002\">wmDEL002</td>" in html  # the customer column, full id on hover
 
 
 @pytest.mark.parametrize(
