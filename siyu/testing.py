@@ -30,6 +30,10 @@ from siyu.customers.services import IdentityInput, customer_create, follow_relat
 from siyu.tags.models import Tag
 from siyu.tags.services import customer_tag_add, tag_group_create
 
+# TASKS with the in-process backend: jobs run in the request that enqueues them, after commit (no worker).
+IMMEDIATE_TASKS = {
+    "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}
+}
 PASSWORD = "siyu-test-pass-1"  # noqa: S105 - fixed persona password for tests
 
 VISIBLE = {

@@ -12,8 +12,6 @@ changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-import string
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from siyu.emulator.model import (
     Member,
     to_jsonable,
 )
+from siyu.wecom.crypto import new_callback_token, new_encoding_aes_key
 from siyu.wecom.models import WeComConnection
 from siyu.wecom.selectors import connection_for_tenant, connection_secrets
 from siyu.wecom.services import connection_create, connection_update
@@ -47,10 +46,6 @@ ROOT_DEPARTMENT = 1
 MEMBER_ACTIVE, MEMBER_RESIGNED = 1, 5
 # Online campaigns whose 「联系我」 codes the simulated shoppers scan besides the stores' (state → remark).
 CAMPAIGN_WAYS = (("ad-douyin-live", "抖音投放"), ("xhs-note-new", "小红书笔记"), ("bag-card-tmall", "天猫包裹卡"))
-
-
-def _random_alnum(length: int) -> str:
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 def emulator_api_url(emulator_url: str) -> str:
@@ -69,10 +64,9 @@ def demo_wecom_connect(*, tenant: Tenant, emulator_url: str) -> WeComConnection:
             actor=actor,
             corp_id=ref.BRAND_CORP_ID,
             agent_id=str(CONTACT_AGENTID),
-            contact_secret=_random_alnum(43),
-            callback_token=_random_alnum(32),  # WeCom allows letters and digits only
-            # Any 43 letters and digits are base64 of 32 bytes (the AES-256 key) once "=" is appended.
-            encoding_aes_key=_random_alnum(43),
+            contact_secret=new_encoding_aes_key(),  # any 43 random letters and digits do for the emulator's secret
+            callback_token=new_callback_token(),
+            encoding_aes_key=new_encoding_aes_key(),
             api_base_url=api_base_url,
         )
     if connection.api_base_url != api_base_url:

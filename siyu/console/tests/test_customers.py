@@ -19,7 +19,7 @@ from siyu.core.models import AuditLog
 from siyu.customers.models import CustomerExport
 from siyu.customers.services import IdentityInput, customer_create, customer_update, follow_relation_add
 from siyu.tags.services import customer_tag_add
-from siyu.testing import World
+from siyu.testing import IMMEDIATE_TASKS, World
 
 LIST = "console:customer_list"
 
@@ -284,9 +284,7 @@ def test_reveal_refuses_get_and_out_of_scope_without_auditing(client: Client, wo
 
 @pytest.fixture
 def immediate_jobs(settings: SettingsWrapper, tmp_path: Path) -> None:
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}
-    }
+    settings.TASKS = IMMEDIATE_TASKS
     settings.MEDIA_ROOT = tmp_path / "media"
 
 

@@ -7,15 +7,10 @@ Screenshots of the customer list and the 360 page go to /tmp for a human look.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 
 import pytest
 from django.db import connections
-
-# Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls made beside it.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 

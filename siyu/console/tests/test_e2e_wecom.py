@@ -7,7 +7,6 @@ emulator delivers real signed callbacks to the live server's callback URL, the o
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -17,25 +16,21 @@ import httpx
 import pytest
 from django.core.cache import cache
 from django.db import connections
-from pytest_django.fixtures import Settings as SettingsWrapper
-
-# Playwright's sync API runs an event loop in this thread; Django would refuse ORM calls made beside it.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 from playwright.sync_api import Page, expect
+from pytest_django.fixtures import Settings as SettingsWrapper
 from pytest_django.live_server_helper import LiveServer
 
 from siyu.e2e import SHOTS
 from siyu.emulator.model import Corp
 from siyu.emulator.server import RunningServer
-from siyu.testing import PASSWORD, World, build_world
+from siyu.testing import IMMEDIATE_TASKS, PASSWORD, World, build_world
 from siyu.wecom.models import RawCallback, SyncRun
 from siyu.wecom.services import sync_run_finish, sync_run_open, sync_run_progress
 from siyu.wecom.tests.emulated import emulator_serving
 
 pytestmark = pytest.mark.e2e
 
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}}
+IMMEDIATE = IMMEDIATE_TASKS
 
 
 @pytest.fixture

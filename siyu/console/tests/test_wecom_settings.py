@@ -26,7 +26,7 @@ from siyu.core.errors import NotFound, PermissionDenied
 from siyu.core.models import AuditLog
 from siyu.emulator.model import Corp
 from siyu.emulator.server import RunningServer
-from siyu.testing import World
+from siyu.testing import IMMEDIATE_TASKS, World
 from siyu.wecom.crypto import WeComCrypto
 from siyu.wecom.models import RawCallback, SyncRun, WeComConnection
 from siyu.wecom.selectors import connection_secrets
@@ -43,7 +43,7 @@ from siyu.wecom.tests.support import AES_KEY, TOKEN, contact_xml, event_xml, sig
 
 CaptureOnCommit = Callable[..., Any]
 SETTINGS = "console:wecom"
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}}
+IMMEDIATE = IMMEDIATE_TASKS
 DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "fast"]}}
 CONTACT_SECRET = "contact-secret-0123456789abcdefWXYZ"
 APP_SECRET = "app-secret-0123456789abcdef-LMNO"

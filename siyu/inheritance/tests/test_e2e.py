@@ -7,7 +7,6 @@ the real client. The emulator's clock is moved a day forward instead of waiting.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +14,6 @@ from dataclasses import dataclass
 import pytest
 from django.core.cache import cache
 from django.db import connections
-
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's event loop runs beside the ORM
-
 from playwright.sync_api import Page, expect
 from pytest_django.live_server_helper import LiveServer
 

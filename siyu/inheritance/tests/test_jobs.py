@@ -13,9 +13,9 @@ from django_tasks_db.models import DBTaskResult
 from siyu.core.scopes import Actor
 from siyu.inheritance.models import Transfer, TransferItem
 from siyu.inheritance.services import _schedule_poll, transfer_start, transfer_sweep
-from siyu.testing import World
+from siyu.testing import IMMEDIATE_TASKS, World
 
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}}
+IMMEDIATE = IMMEDIATE_TASKS
 
 
 def _transfer(world: World, code: str, customer: str) -> Transfer:

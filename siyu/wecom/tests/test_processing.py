@@ -18,7 +18,7 @@ from siyu.core import pii
 from siyu.core.models import Guide
 from siyu.customers.models import Customer, FollowRelation, Identity
 from siyu.tags.models import Tag
-from siyu.testing import World
+from siyu.testing import IMMEDIATE_TASKS, World
 from siyu.wecom.models import RawCallback, WeComConnection
 from siyu.wecom.services import contact_refresh, raw_callback_process, raw_callback_requeue
 from siyu.wecom.tasks import raw_callback_run
@@ -408,9 +408,7 @@ def test_end_to_end_through_http_with_the_immediate_backend(
     settings: SettingsWrapper,
     django_capture_on_commit_callbacks: CaptureOnCommit,
 ) -> None:
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}
-    }
+    settings.TASKS = IMMEDIATE_TASKS
     with django_capture_on_commit_callbacks(execute=True):
         response = signed_post(contact_xml("add_external_contact", "guide3", "wmNEW009", State="ad")).send(Client())
     assert (response.status_code, response.content) == (200, b"")
@@ -425,9 +423,7 @@ def test_requeue_picks_up_lost_and_failed_callbacks(
     settings: SettingsWrapper,
     django_capture_on_commit_callbacks: CaptureOnCommit,
 ) -> None:
-    settings.TASKS = {
-        "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}
-    }
+    settings.TASKS = IMMEDIATE_TASKS
     lost = store(contact_xml("add_external_contact", "guide1", "wmLOST"))  # its job never ran
     fresh = store(contact_xml("add_external_contact", "guide1", "wmFRESH"))
     gave_up = store(event_xml("change_external_contact", "add_external_contact", UserID="guide1"))

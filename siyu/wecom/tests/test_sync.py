@@ -21,6 +21,7 @@ from siyu.core.scopes import Actor
 from siyu.customers.models import FollowRelation
 from siyu.groups.models import CustomerGroup, GroupMember
 from siyu.tags.models import CustomerTag, Tag
+from siyu.testing import IMMEDIATE_TASKS
 from siyu.wecom.models import SyncRun, SyncSeen
 from siyu.wecom.selectors import access_sync_run, sync_history, sync_status
 from siyu.wecom.services import SYNC_PHASES, sync_request
@@ -271,7 +272,7 @@ def test_events_happen_when_wecom_says(brand: Brand) -> None:
     assert added.properties == {"guide_id": added.guide_id, "add_way": follow.add_way, "state": follow.state}
 
 
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend", "QUEUES": ["default", "fast"]}}
+IMMEDIATE = IMMEDIATE_TASKS
 
 
 def test_hq_asks_for_a_sync_and_a_job_runs_it(
