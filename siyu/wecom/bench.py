@@ -41,12 +41,14 @@ from urllib.parse import urlencode, urlsplit
 
 import dj_database_url
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connections
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from siyu.core import pii
 from siyu.core import services as core_services
 from siyu.core.jobs import backend_kind
 from siyu.core.models import Role
@@ -152,6 +154,31 @@ def _default_pg_url() -> str:
 
 
 @contextmanager
+def bench_keys() -> Iterator[None]:
+    """Throwaway keys for whichever of the secret and PII keys this install has not set yet.
+
+    The bench encrypts only its own brand's secrets, in a database it creates and drops, so a fresh checkout can
+    run it before `siyu init-keys`; configured keys are used as they are.
+    """
+    missing = {
+        name: pii.generate_key() for name in ("SIYU_PII_KEY", "SIYU_PII_HASH_KEY") if not getattr(settings, name, "")
+    }
+    try:
+        settings.SECRET_KEY  # noqa: B018 - Django raises on reading an empty one
+    except ImproperlyConfigured:
+        missing["SECRET_KEY"] = secrets.token_urlsafe(50)
+    # Set and put back by hand: override_settings reads SECRET_KEY back on the way out, which raises when empty.
+    before = {name: settings._wrapped.__dict__.get(name, "") for name in missing}
+    for name, value in missing.items():
+        setattr(settings, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(settings, name, value)
+
+
+@contextmanager
 def using_database(url: str) -> Iterator[None]:
     """Point this process's default connection at `url` for the block (the way Django's test runner swaps in
     its test database), and give the original back afterwards."""
@@ -161,9 +188,14 @@ def using_database(url: str) -> Iterator[None]:
     config = dj_database_url.parse(url)
     if config["ENGINE"].endswith("sqlite3"):
         # What the server processes use too (siyu.settings): WAL, so readers never wait for the writer.
-        config["OPTIONS"] = dict(original_settings.get("OPTIONS", {})) if "sqlite3" in original_settings[
-            "ENGINE"
-        ] else {"init_command": "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;", "transaction_mode": "IMMEDIATE"}
+        config["OPTIONS"] = (
+            dict(original_settings.get("OPTIONS", {}))
+            if "sqlite3" in original_settings["ENGINE"]
+            else {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;",
+                "transaction_mode": "IMMEDIATE",
+            }
+        )
     connections.settings["default"] = connections.configure_settings({"default": config})["default"]
     connections["default"] = connections.create_connection("default")
     try:
@@ -295,8 +327,10 @@ class LoadResult:
 
     @property
     def failed(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status != 200) + sum(self.bad_bodies.values()) + sum(
-            self.errors.values()
+        return (
+            sum(n for status, n in self.statuses.items() if status != 200)
+            + sum(self.bad_bodies.values())
+            + sum(self.errors.values())
         )
 
 
@@ -642,7 +676,7 @@ def run(options: dict[str, Any], console: Console) -> None:
             raise LookupError(f"--{option.replace('_', '-')} must be at least 1")
     concurrency = int(options["concurrency"])
     kind = options["database"]
-    with bench_database(kind, options.get("database_url") or "", bool(options["keep"])) as database:
+    with bench_keys(), bench_database(kind, options.get("database_url") or "", bool(options["keep"])) as database:
         console.print(f"bench database: {database.label} ({_redacted(database.url)})")
         with using_database(database.url):
             call_command("migrate", verbosity=0, interactive=False)
@@ -720,8 +754,10 @@ def _measure(
     latencies = sorted(result.latencies)
     acknowledged = result.statuses[200] - sum(result.bad_bodies.values())
     if result.failed:
-        console.print(f"[red]failures:[/] statuses {dict(result.statuses)}, transport {dict(result.errors)}, "
-                      f"non-empty 200 bodies {dict(result.bad_bodies)}")
+        console.print(
+            f"[red]failures:[/] statuses {dict(result.statuses)}, transport {dict(result.errors)}, "
+            f"non-empty 200 bodies {dict(result.bad_bodies)}"
+        )
     return BenchReport(
         count=count,
         acknowledged=acknowledged,
@@ -767,8 +803,11 @@ def _processing_jobs() -> ProcessingJobs | None:
         jobs += 1
         named.extend(args_kwargs["args"])
     stored = set(RawCallback.objects.values_list("id", flat=True))
-    return ProcessingJobs(jobs=jobs, rows_named=len(named), every_row_once=len(named) == len(stored) == len(set(named))
-                          and set(named) == stored)
+    return ProcessingJobs(
+        jobs=jobs,
+        rows_named=len(named),
+        every_row_once=len(named) == len(stored) == len(set(named)) and set(named) == stored,
+    )
 
 
 def _redacted(url: str) -> str:
@@ -814,4 +853,3 @@ def _print(
     console.print(table)
     console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
     console.print("all callbacks acknowledged and stored exactly once" if report.ok else "[red]CHECK FAILED[/]")
-

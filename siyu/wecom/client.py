@@ -234,6 +234,60 @@ class GroupChatTransferFailure(TypedDict):
     errmsg: str
 
 
+class ContactWay(TypedDict):
+    """get_contact_way: a 「联系我」 way (qr_code only for scene 2)."""
+
+    config_id: str
+    type: int  # 1 single member, 2 several members
+    scene: int  # 1 mini-program, 2 QR code
+    style: NotRequired[int]
+    remark: NotRequired[str]
+    skip_verify: NotRequired[bool]
+    state: NotRequired[str]
+    qr_code: NotRequired[str]
+    user: NotRequired[list[str]]
+    party: NotRequired[list[int]]
+
+
+@dataclass(frozen=True)
+class ContactWayCreated:
+    config_id: str
+    qr_code: str  # "" for a mini-program way
+
+
+@dataclass(frozen=True)
+class ContactWayPage:
+    """One page of list_contact_way (only ways created through the API); `next_cursor` is "" on the last page."""
+
+    config_ids: list[str]
+    next_cursor: str
+
+
+class WelcomeAttachment(TypedDict):
+    """One attachment of a welcome or mass message: {"msgtype": "link", "link": {...}} and the like."""
+
+    msgtype: str
+    image: NotRequired[dict[str, str]]
+    link: NotRequired[dict[str, str]]
+    miniprogram: NotRequired[dict[str, str]]
+    video: NotRequired[dict[str, str]]
+    file: NotRequired[dict[str, str]]
+
+
+class JoinWay(TypedDict):
+    """groupchat/get_join_way: a 「加入群聊」 way over up to five groups."""
+
+    config_id: str
+    scene: int
+    remark: NotRequired[str]
+    auto_create_room: NotRequired[int]
+    room_base_name: NotRequired[str]
+    room_base_id: NotRequired[int]
+    chat_id_list: list[str]
+    qr_code: NotRequired[str]
+    state: NotRequired[str]
+
+
 # -- retries -------------------------------------------------------------------------------------------------------
 
 
@@ -576,6 +630,181 @@ class WeComClient:
         """externalcontact/groupchat/get: a group with its owner, notice and member list."""
         body = {"chat_id": chat_id, "need_name": int(need_name)}
         return cast(GroupChat, self.call("POST", "externalcontact/groupchat/get", body=body)["group_chat"])
+
+    # 「联系我」 contact ways (wecom-api.md §4.3). Adding one is not idempotent: after a timeout the way may exist,
+    # so it is not retried then; the caller finds it again by its state (list_contact_way + get_contact_way).
+
+    def contact_way_add(
+        self,
+        *,
+        users: Sequence[str] = (),
+        parties: Sequence[int] = (),
+        state: str = "",
+        remark: str = "",
+        skip_verify: bool = True,
+        scene: int = 2,
+        style: int | None = None,
+    ) -> ContactWayCreated:
+        """externalcontact/add_contact_way: a QR code (scene 2) or mini-program button (scene 1) for one member
+        (type 1) or several (type 2, up to 100 with departments expanded)."""
+        if not users and not parties:
+            raise ValueError("give at least one user or party")
+        single = len(users) == 1 and not parties
+        body: dict[str, Any] = {"type": 1 if single else 2, "scene": scene, "skip_verify": skip_verify}
+        body["user"] = list(users)
+        if parties:
+            body["party"] = list(parties)
+        if state:
+            body["state"] = state
+        if remark:
+            body["remark"] = remark
+        if style is not None:
+            body["style"] = style
+        data = self.call("POST", "externalcontact/add_contact_way", body=body, idempotent=False)
+        return ContactWayCreated(config_id=str(data["config_id"]), qr_code=str(data.get("qr_code") or ""))
+
+    def contact_way_get(self, config_id: str) -> ContactWay:
+        """externalcontact/get_contact_way."""
+        data = self.call("POST", "externalcontact/get_contact_way", body={"config_id": config_id})
+        return cast(ContactWay, data["contact_way"])
+
+    def contact_way_list_page(
+        self, *, start_time: int | None = None, end_time: int | None = None, cursor: str = "", limit: int = 1000
+    ) -> ContactWayPage:
+        """externalcontact/list_contact_way: one page of the API-created ways made in [start_time, end_time]
+        (WeCom's default: the last 90 days)."""
+        body: dict[str, Any] = {"limit": min(max(limit, 1), 1000)}
+        if start_time is not None:
+            body["start_time"] = start_time
+        if end_time is not None:
+            body["end_time"] = end_time
+        if cursor:
+            body["cursor"] = cursor
+        data = self.call("POST", "externalcontact/list_contact_way", body=body)
+        return ContactWayPage(
+            config_ids=[str(w["config_id"]) for w in data.get("contact_way", [])],
+            next_cursor=str(data.get("next_cursor") or ""),
+        )
+
+    def contact_way_update(
+        self,
+        config_id: str,
+        *,
+        users: Sequence[str] | None = None,
+        parties: Sequence[int] | None = None,
+        state: str | None = None,
+        remark: str | None = None,
+        skip_verify: bool | None = None,
+        style: int | None = None,
+    ) -> None:
+        """externalcontact/update_contact_way: only the fields given change; users and parties overwrite.
+        Idempotent."""
+        fields: dict[str, Any] = {
+            "user": None if users is None else list(users),
+            "party": None if parties is None else list(parties),
+            "state": state,
+            "remark": remark,
+            "skip_verify": skip_verify,
+            "style": style,
+        }
+        body = {"config_id": config_id, **{name: value for name, value in fields.items() if value is not None}}
+        self.call("POST", "externalcontact/update_contact_way", body=body)
+
+    def contact_way_delete(self, config_id: str) -> None:
+        """externalcontact/del_contact_way. Deleting one already gone answers 41044 (invalid config_id)."""
+        self.call("POST", "externalcontact/del_contact_way", body={"config_id": config_id})
+
+    # Welcome messages (wecom-api.md §4.4).
+
+    def welcome_send(self, *, welcome_code: str, text: str = "", attachments: Sequence[WelcomeAttachment] = ()) -> None:
+        """externalcontact/send_welcome_msg with the add event's welcome_code (valid 20 s, usable once).
+
+        Never retried after it may have reached WeCom: a second send of a used code answers 41051, which would
+        hide whether the first one went out. 41050: the code expired or is unknown.
+        """
+        if not text and not attachments:
+            raise ValueError("text and attachments cannot both be empty")
+        if len(attachments) > 9:
+            raise ValueError("at most 9 attachments")
+        body: dict[str, Any] = {"welcome_code": welcome_code}
+        if text:
+            body["text"] = {"content": text}
+        if attachments:
+            body["attachments"] = [dict(a) for a in attachments]
+        self.call("POST", "externalcontact/send_welcome_msg", body=body, idempotent=False)
+
+    # 「加入群聊」 join ways (wecom-api.md §4.5): a code over up to five groups, the next group created when full.
+
+    def join_way_add(
+        self,
+        *,
+        chat_ids: Sequence[str],
+        state: str = "",
+        remark: str = "",
+        auto_create_room: bool = True,
+        room_base_name: str = "",
+        room_base_id: int = 0,
+        scene: int = 2,
+        mark_source: bool = False,
+    ) -> str:
+        """externalcontact/groupchat/add_join_way: returns the config_id (its qr_code comes from join_way_get).
+        Not idempotent, like contact_way_add."""
+        body = self._join_way_body(chat_ids, state, remark, auto_create_room, room_base_name, room_base_id, scene)
+        body["mark_source"] = mark_source
+        data = self.call("POST", "externalcontact/groupchat/add_join_way", body=body, idempotent=False)
+        return str(data["config_id"])
+
+    def join_way_get(self, config_id: str) -> JoinWay:
+        """externalcontact/groupchat/get_join_way (only ways this app created)."""
+        data = self.call("POST", "externalcontact/groupchat/get_join_way", body={"config_id": config_id})
+        return cast(JoinWay, data["join_way"])
+
+    def join_way_update(
+        self,
+        config_id: str,
+        *,
+        chat_ids: Sequence[str],
+        state: str = "",
+        remark: str = "",
+        auto_create_room: bool = True,
+        room_base_name: str = "",
+        room_base_id: int = 0,
+        scene: int = 2,
+    ) -> None:
+        """externalcontact/groupchat/update_join_way: restates the whole way (idempotent)."""
+        body = self._join_way_body(chat_ids, state, remark, auto_create_room, room_base_name, room_base_id, scene)
+        body["config_id"] = config_id
+        self.call("POST", "externalcontact/groupchat/update_join_way", body=body)
+
+    def join_way_delete(self, config_id: str) -> None:
+        """externalcontact/groupchat/del_join_way."""
+        self.call("POST", "externalcontact/groupchat/del_join_way", body={"config_id": config_id})
+
+    @staticmethod
+    def _join_way_body(
+        chat_ids: Sequence[str],
+        state: str,
+        remark: str,
+        auto_create_room: bool,
+        room_base_name: str,
+        room_base_id: int,
+        scene: int,
+    ) -> dict[str, Any]:
+        if not 1 <= len(chat_ids) <= 5:
+            raise ValueError("a join way takes 1 to 5 chats")
+        body: dict[str, Any] = {
+            "scene": scene,
+            "chat_id_list": list(chat_ids),
+            "auto_create_room": int(auto_create_room),
+        }
+        if state:
+            body["state"] = state
+        if remark:
+            body["remark"] = remark
+        if auto_create_room:
+            body["room_base_name"] = room_base_name
+            body["room_base_id"] = room_base_id
+        return body
 
     # Inheritance (在职继承 / 离职继承, wecom-api.md §4.8). Starting a transfer twice is harmless: WeCom answers
     # 40129 ("already being transferred") for the repeat instead of starting a second one, so the calls may be
