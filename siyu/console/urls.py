@@ -1,7 +1,18 @@
 from django.urls import path
 
 from siyu.console.navigation import UPCOMING
-from siyu.console.views import auth, customers, inheritance, overview, pages, wecom
+from siyu.console.views import (
+    auth,
+    channels,
+    customers,
+    fission,
+    group_codes,
+    inheritance,
+    overview,
+    pages,
+    storecodes,
+    wecom,
+)
 
 app_name = "console"
 
@@ -48,5 +59,10 @@ urlpatterns = [
     path(
         "settings/inheritance/<int:transfer_id>/refresh/", inheritance.inheritance_refresh, name="inheritance_refresh"
     ),
+    # Each acquisition context lists its own pages (siyu/console/views/<context>.py: urlpatterns).
+    *channels.urlpatterns,
+    *group_codes.urlpatterns,
+    *storecodes.urlpatterns,
+    *fission.urlpatterns,
     *(path(u.path, pages.upcoming, {"key": u.key}, name=u.key) for u in UPCOMING.values()),
 ]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StorecodesConfig(AppConfig):
+    name = "siyu.storecodes"
+    label = "storecodes"
