@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "siyu.inheritance",
     "siyu.channels",
     "siyu.storecodes",
-    "siyu.fission",
+    "siyu.campaigns",
     "siyu.wecom",
     "siyu.emulator",
     "siyu.api",

@@ -17,7 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError, Valida
 from typing_extensions import override
 
 from siyu.api.auth import TokenAuth
-from siyu.api.routers import channels, customers, fission, group_codes, inheritance, me, org, storecodes, tags
+from siyu.api.routers import campaigns, channels, customers, group_codes, inheritance, me, org, storecodes, tags
 from siyu.core.errors import SiyuError
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ api.add_router("", inheritance.router)
 api.add_router("", channels.router)
 api.add_router("", group_codes.router)
 api.add_router("", storecodes.router)
-api.add_router("", fission.router)
+api.add_router("", campaigns.router)
 
 
 def _error(request: HttpRequest, status: int, detail: str, field: str | None = None, **extra: Any) -> HttpResponse:

@@ -3,9 +3,9 @@ from django.urls import path
 from siyu.console.navigation import UPCOMING
 from siyu.console.views import (
     auth,
+    campaigns,
     channels,
     customers,
-    fission,
     group_codes,
     inheritance,
     overview,
@@ -63,6 +63,6 @@ urlpatterns = [
     *channels.urlpatterns,
     *group_codes.urlpatterns,
     *storecodes.urlpatterns,
-    *fission.urlpatterns,
+    *campaigns.urlpatterns,
     *(path(u.path, pages.upcoming, {"key": u.key}, name=u.key) for u in UPCOMING.values()),
 ]

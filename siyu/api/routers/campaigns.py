@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from ninja import Router
 
-router = Router(tags=["fission"])
+router = Router(tags=["campaigns"])
