@@ -6,9 +6,12 @@ connector itself never writes another context's tables.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import fcntl
+import functools
+import json
 import logging
 import os
 import re
@@ -319,6 +322,120 @@ def _insert_new(db: BaseDatabaseWrapper, rows: Sequence[tuple[Any, ...]]) -> dic
     return {dedupe_key: row_id for dedupe_key, row_id in found if last - inserted < row_id <= last}
 
 
+# One statement stores a group on PostgreSQL: the nonce check and the insert, in one round trip and, outside a
+# transaction, one implicit commit. The group travels as one JSON document (json.dumps is C; psycopg's array
+# dumpers escape element by element in Python), so the statement's text does not depend on the group's size: each
+# server connection prepares it once and PostgreSQL plans it once.
+_PG_STORE_SQL = """
+WITH v AS (
+    SELECT * FROM ROWS FROM (json_to_recordset(%s::json) AS (
+        tenant_id bigint, connection_id bigint, received_at timestamptz, msg_signature text, ts text, nonce text,
+        xml text, event jsonb, event_type text, change_type text, created_at timestamptz, dedupe_key text,
+        since timestamptz
+    )) WITH ORDINALITY AS v(
+        tenant_id, connection_id, received_at, msg_signature, ts, nonce, xml, event, event_type, change_type,
+        created_at, dedupe_key, since, ord
+    )
+),
+reused AS (
+    SELECT v.ord FROM v WHERE EXISTS (
+        SELECT 1 FROM {table} r
+        WHERE r.{connection} = v.connection_id AND r.{nonce} = v.nonce AND r.{received} >= v.since
+          AND r.{signature} <> v.msg_signature
+    )
+),
+ins AS (
+    INSERT INTO {table} ({columns})
+    SELECT v.tenant_id, v.connection_id, v.received_at, v.msg_signature, v.ts, v.nonce, v.xml, v.event,
+           v.event_type, v.change_type, v.created_at, v.dedupe_key, %s, 0, '', NULL
+    FROM v WHERE v.ord NOT IN (SELECT ord FROM reused) ORDER BY v.ord
+    ON CONFLICT ({dedupe_key}) DO NOTHING
+    RETURNING {pk}, {dedupe_key}, {nonce}
+)
+SELECT {pk}, {dedupe_key}, {nonce} FROM ins UNION ALL SELECT -ord, NULL, NULL FROM reused
+"""
+
+
+@functools.cache
+def _pg_store_sql(vendor_quote: Callable[[str], str]) -> str:
+    meta = RawCallback._meta
+    column = {name: vendor_quote(meta.get_field(name).column) for name in _STORE_COLUMNS}
+    # Only quoted model names are formatted in; every value is a bound parameter.
+    return _PG_STORE_SQL.format(
+        table=vendor_quote(meta.db_table),
+        columns=", ".join(column.values()),
+        connection=column["connection"],
+        nonce=column["nonce"],
+        received=column["received_at"],
+        signature=column["msg_signature"],
+        dedupe_key=column["dedupe_key"],
+        pk=vendor_quote(meta.pk.column),
+    )
+
+
+def _store_postgres(db: BaseDatabaseWrapper, verified: Sequence[VerifiedCallback]) -> list[Stored]:
+    """raw_callbacks_store on PostgreSQL: one prepared statement per group (see _PG_STORE_SQL).
+
+    A nonce reused inside the group (same nonce, another signature, after an earlier request of the group) is
+    refused here; one reused against stored rows, by the statement. The first accepted delivery of each event is
+    stored; later ones (and events stored before) are duplicates.
+    """
+    import psycopg  # the PostgreSQL backend's driver; only this path needs it directly
+
+    refused: set[int] = set()
+    first_signature: dict[tuple[int, str], str] = {}
+    for index, v in enumerate(verified):
+        signature = first_signature.setdefault((v.connection.id, v.nonce), v.msg_signature)
+        if signature != v.msg_signature:
+            refused.add(index)
+    positions = [index for index in range(len(verified)) if index not in refused]  # statement's ord - 1 → index
+    rows = [verified[index] for index in positions]
+    group = [
+        {
+            "tenant_id": v.connection.tenant_id,
+            "connection_id": v.connection.id,
+            "received_at": v.received_at.isoformat(),
+            "msg_signature": v.msg_signature,
+            "ts": v.timestamp,
+            "nonce": v.nonce,
+            "xml": v.xml,
+            "event": v.parsed.fields,
+            "event_type": v.parsed.event_type,
+            "change_type": v.parsed.change_type,
+            "created_at": v.parsed.created_at.isoformat() if v.parsed.created_at is not None else None,
+            "dedupe_key": v.dedupe_key,
+            "since": v.nonce_window_start.isoformat(),
+        }
+        for v in rows
+    ]
+    params = [json.dumps(group, ensure_ascii=False), RawCallback.Status.RECEIVED.value]
+    db.ensure_connection()
+    # Server-side binding (Django's own cursors bind on the client), so the statement is prepared once per connection.
+    with psycopg.Cursor(db.connection) as cursor:
+        cursor.execute(_pg_store_sql(db.ops.quote_name), params, prepare=True)
+        answer = cursor.fetchall()
+    stored: dict[tuple[str, str], int] = {}
+    for row_id, dedupe_key, nonce in answer:
+        if row_id < 0:
+            refused.add(positions[-row_id - 1])
+        else:
+            stored[(dedupe_key, nonce)] = row_id
+    new_ids = {key: row_id for (key, _), row_id in stored.items()}
+    missing = {v.dedupe_key for index, v in enumerate(verified) if index not in refused} - new_ids.keys()
+    stored_before = (
+        dict(RawCallback.objects.filter(dedupe_key__in=missing).values_list("dedupe_key", "id")) if missing else {}
+    )
+    results: list[Stored] = []
+    for index, v in enumerate(verified):
+        if index in refused:
+            results.append(Stored(StoreOutcome.NONCE_REUSED))
+        elif stored.pop((v.dedupe_key, v.nonce), None) is not None:
+            results.append(Stored(StoreOutcome.STORED, new_ids[v.dedupe_key]))
+        else:
+            results.append(Stored(StoreOutcome.DUPLICATE, new_ids.get(v.dedupe_key) or stored_before.get(v.dedupe_key)))
+    return results
+
+
 def raw_callbacks_store(*, verified: Sequence[VerifiedCallback], enqueue: bool = True) -> list[Stored]:
     """Store callbacks that arrived together, in one transaction (a group commit); one `Stored` per callback.
 
@@ -337,6 +454,13 @@ def raw_callbacks_store(*, verified: Sequence[VerifiedCallback], enqueue: bool =
     if not verified:
         return []
     db = connections[router.db_for_write(RawCallback)]
+    if db.vendor == "postgresql":
+        with transaction.atomic(using=db.alias) if enqueue else contextlib.nullcontext():
+            results = _store_postgres(db, verified)
+            new = sorted({r.raw_callback_id for r in results if r.outcome is StoreOutcome.STORED} - {None})
+            if enqueue and new:
+                enqueue_on_commit(raw_callback_run, *new)
+        return results
     values = [_row_values(v, db) for v in verified]
     windows: dict[int, dt.datetime] = {}
     for v in verified:
