@@ -53,6 +53,7 @@ from siyu.core import services as core_services
 from siyu.core.jobs import backend_kind
 from siyu.core.models import Role
 from siyu.core.scopes import Actor
+from siyu.core.waiting import WaitAbandoned, WaitTimedOut, url_answers, wait_until
 from siyu.emulator import ids
 from siyu.emulator.callbacks import Event, chat_event, contact_event
 from siyu.wecom.crypto import WeComCrypto
@@ -592,21 +593,20 @@ def production_server(
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    # The console's front page (a redirect to the login): Django is loaded once it answers.
-    probe = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise LookupError(f"the server exited with status {process.returncode} before answering")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-                sock.sendall(probe)
-                if sock.recv(64)[:10] in (b"HTTP/1.1 2", b"HTTP/1.1 3"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise LookupError(f"the server did not answer on 127.0.0.1:{port} within {READY_TIMEOUT:.0f} s")
+    def exited() -> str | None:
+        return None if process.poll() is None else f"the server exited with status {process.returncode}"
+
+    try:
+        # The console's front page (a redirect to the login): Django is loaded once it answers.
+        wait_until(
+            lambda: url_answers(f"http://127.0.0.1:{port}/"),
+            what=f"the server on 127.0.0.1:{port}",
+            timeout=READY_TIMEOUT,
+            interval=0.1,
+            gave_up=exited,
+        )
+    except (WaitAbandoned, WaitTimedOut) as exc:
+        raise LookupError(str(exc)) from None
 
 
 def _wait_settled(server: Server, workers: int) -> None:

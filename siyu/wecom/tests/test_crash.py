@@ -43,6 +43,7 @@ from siyu.analytics.models import Event
 from siyu.core import services as core_services
 from siyu.core.models import Tenant
 from siyu.core.scopes import Actor
+from siyu.core.waiting import WaitTimedOut, url_answers, wait_until
 from siyu.emulator.model import Corp, from_jsonable
 from siyu.wecom.models import RawCallback
 from siyu.wecom.services import connection_create
@@ -230,19 +231,10 @@ class Siyu:
 
 
 def _wait_until(what: str, ready: Callable[[], bool], *, timeout: float, state: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}: {state()}")
-        time.sleep(0.2)
-
-
-def _answers(url: str) -> bool:
     try:
-        httpx.get(url, timeout=2)
-    except httpx.HTTPError:
-        return False
-    return True
+        wait_until(ready, what=what, timeout=timeout)
+    except WaitTimedOut as exc:
+        pytest.fail(f"{exc}: {state()}")
 
 
 # -- the emulator, over its admin HTTP surface ----------------------------------------------------------------
@@ -384,7 +376,7 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_event(
         for name, process, url in (("emulator", emulator, f"{wecom.url}/emulator/health"), ("web", web, callback_url)):
             _wait_until(
                 f"siyu {name} to answer",
-                lambda url=url: _answers(url),
+                lambda url=url: url_answers(url, ok=lambda _status: True),
                 timeout=60,
                 state=lambda name=name, process=process: f"exit status {process.poll()}; log:\n{siyu.log(name)}",
             )

@@ -17,7 +17,6 @@ from argparse import ArgumentParser
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
@@ -25,6 +24,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from siyu.core.jobs import needs_worker
+from siyu.core.waiting import WaitAbandoned, WaitTimedOut, url_answers, wait_until
 from siyu.demo import reference as demo_ref
 from siyu.demo.selectors import demo_load_get, demo_logins, demo_tenant
 from siyu.demo.wecom import demo_emulator_attach
@@ -107,7 +107,7 @@ class Command(BaseCommand):
     def _emulator(self, procs: list[subprocess.Popen[bytes]], bind: str, rate: float) -> list[str]:
         """Start the emulator (unless one already answers at its URL), then hand it the demo brand."""
         url = settings.SIYU_EMULATOR_URL.rstrip("/")
-        if not _answers(f"{url}/emulator/health"):
+        if not url_answers(f"{url}/emulator/health", ok=lambda status: status == 200):
             parts = urlsplit(url)
             argv = [sys.executable, "-m", "siyu.cli", "emulator", "--no-seed", "--host", parts.hostname or "127.0.0.1"]
             argv += ["--port", str(parts.port or 80), "--public-url", url]
@@ -148,21 +148,15 @@ class Command(BaseCommand):
         self.stdout.write("\n".join([*lines, ""]))
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _wait_for(url: str, procs: list[subprocess.Popen[bytes]], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not _answers(url):
-        if any(p.poll() is not None for p in procs):
-            raise SystemExit(f"a siyu process exited while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not answer at {url} within {timeout:.0f} s")
-        time.sleep(0.3)
+    def exited() -> str | None:
+        return "a siyu process exited" if any(p.poll() is not None for p in procs) else None
+
+    try:
+        wait_until(lambda: url_answers(url, ok=lambda status: status == 200), what=f"{what} at {url}",
+                   timeout=timeout, interval=0.3, gave_up=exited)  # fmt: skip
+    except (WaitAbandoned, WaitTimedOut) as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _web_argv(server: str, bind: str, workers: int) -> list[str]:
