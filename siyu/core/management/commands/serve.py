@@ -1,4 +1,4 @@
-"""`siyu serve`: the console + API (gunicorn), a job worker and, for brands connected to it, the offline WeCom
+"""`siyu serve`: the console + API (granian, or gunicorn), a job worker and, for brands connected to it, the offline WeCom
 emulator, in the foreground on 127.0.0.1.
 
 One command for the demo and for a single-box install; stop it with Ctrl-C and every process stops. The emulator
@@ -40,10 +40,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="do not start the job worker")
         parser.add_argument(
             "--server",
-            choices=["gunicorn", "granian"],
-            default=os.environ.get("SIYU_SERVER", "gunicorn"),
-            help="the HTTP server: gunicorn (gthread) or granian (Rust HTTP; about twice the WeCom callback "
-            "throughput, see docs/benchmarks.md)",
+            choices=["granian", "gunicorn"],
+            default=os.environ.get("SIYU_SERVER", "granian"),
+            help="the HTTP server: granian (Rust HTTP, the default) or gunicorn (gthread; about half the WeCom "
+            "callback throughput, see docs/benchmarks.md)",
         )
         parser.add_argument(
             "--emulator",
@@ -165,7 +165,7 @@ def _web_argv(server: str, bind: str, workers: int) -> list[str]:
     if server == "granian":
         return [
             sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host or "127.0.0.1", "--port", port,
-            "--workers", str(workers), "--blocking-threads", "16", "--backlog", "2048", "--no-ws",
+            "--workers", str(workers), "--blocking-threads", "16", "--backlog", "2048", "--no-ws", "--access-log",
             "siyu.wsgi:application",
         ]  # fmt: skip
     return [
