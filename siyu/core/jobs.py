@@ -221,6 +221,35 @@ def db_jobs_recover(*, alias: str = DEFAULT_TASK_BACKEND_ALIAS, now: dt.datetime
     return JobRecovery(requeued=requeued, failed=failed)
 
 
+def db_jobs_prune(
+    *,
+    keep: dt.timedelta,
+    keep_failed: dt.timedelta,
+    alias: str = DEFAULT_TASK_BACKEND_ALIAS,
+    now: dt.datetime | None = None,
+    batch: int = 5000,
+) -> int:
+    """Delete the database backend's finished jobs: successful ones older than `keep`, failed ones older than
+    `keep_failed` (kept longer: they are what someone may still be looking into). Returns how many went.
+
+    Without it the job table only grows (the callback endpoint alone enqueues a job per few hundred events). Deletes
+    in batches of `batch` rows, so the table is never locked for long; READY and RUNNING jobs are never touched.
+    """
+    from django_tasks_db.models import DBTaskResult
+
+    now = now or timezone.now()
+    finished = DBTaskResult.objects.filter(backend_name=alias).filter(
+        Q(status=TaskResultStatus.SUCCESSFUL, finished_at__lt=now - keep)
+        | Q(status=TaskResultStatus.FAILED, finished_at__lt=now - keep_failed)
+    )
+    deleted = 0
+    while True:
+        ids = list(finished.values_list("id", flat=True)[:batch])
+        if not ids:
+            return deleted
+        deleted += DBTaskResult.objects.filter(id__in=ids).delete()[0]
+
+
 def pending_job_calls(
     task: Task[P, T], *, running_since: dt.datetime, alias: str = DEFAULT_TASK_BACKEND_ALIAS
 ) -> list[tuple[Sequence[Any], Mapping[str, Any]]] | None:

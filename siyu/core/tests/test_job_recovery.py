@@ -20,7 +20,7 @@ from django_tasks import TaskResultStatus, task
 from django_tasks_db.models import DBTaskResult
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from siyu.core.jobs import MAX_CLAIMS, JobRecovery, db_jobs_recover, worker_alive, worker_id_new
+from siyu.core.jobs import MAX_CLAIMS, JobRecovery, db_jobs_prune, db_jobs_recover, worker_alive, worker_id_new
 
 DB = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "fast"]}
 
@@ -128,3 +128,25 @@ def test_a_live_workers_job_is_left_alone_however_long_it_runs(db: None) -> None
 def test_the_worker_refuses_a_negative_sweep_interval(db: None) -> None:
     with pytest.raises(CommandError, match="--sweep-seconds must be 0 or more"):
         call_command("worker", burst=True, sweep_seconds=-1)
+
+
+def _finished(value: str, status: TaskResultStatus, *, days_ago: float) -> str:
+    result = echo.enqueue(value)
+    DBTaskResult.objects.filter(id=result.id).update(
+        status=status, finished_at=timezone.now() - dt.timedelta(days=days_ago)
+    )
+    return str(result.id)
+
+
+def test_old_finished_jobs_are_pruned_and_nothing_else(db: None) -> None:
+    old_done = _finished("old", TaskResultStatus.SUCCESSFUL, days_ago=8)
+    recent_done = _finished("recent", TaskResultStatus.SUCCESSFUL, days_ago=1)
+    old_failure = _finished("failed a while ago", TaskResultStatus.FAILED, days_ago=8)
+    ancient_failure = _finished("failed long ago", TaskResultStatus.FAILED, days_ago=31)
+    waiting = str(echo.enqueue("waiting").id)
+    running = _running("running", "someone", ago=10 * 86_400)
+    pruned = db_jobs_prune(keep=dt.timedelta(days=7), keep_failed=dt.timedelta(days=30), batch=1)
+    assert pruned == 2
+    left = {str(i) for i in DBTaskResult.objects.values_list("id", flat=True)}
+    assert left == {recent_done, old_failure, waiting, running}
+    assert not left & {old_done, ancient_failure}

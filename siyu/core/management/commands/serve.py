@@ -1,5 +1,5 @@
-"""`siyu serve`: the console + API (granian, or gunicorn), a job worker and, for brands connected to it, the offline WeCom
-emulator, in the foreground on 127.0.0.1.
+"""`siyu serve`: the console + API (granian, or gunicorn), a job worker and, for brands connected to it, the offline
+WeCom emulator, in the foreground on 127.0.0.1.
 
 One command for the demo and for a single-box install; stop it with Ctrl-C and every process stops. The emulator
 runs when a brand's connection points at SIYU_EMULATOR_URL (the demo brand does, see siyu.demo.wecom) or with

@@ -37,8 +37,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
+from django.utils import timezone
 
-from siyu.core.jobs import BackendKind, backend_kind, backend_queues, db_jobs_recover, worker_id_new
+from siyu.core.jobs import BackendKind, backend_kind, backend_queues, db_jobs_prune, db_jobs_recover, worker_id_new
 
 logger = logging.getLogger("siyu.worker")
 
@@ -54,12 +55,34 @@ def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
             jobs = db_jobs_recover()
             if jobs.requeued or jobs.failed:
                 logger.warning("recovered jobs of dead workers: %d queued again, %d failed", jobs.requeued, jobs.failed)
+            _prune_finished_jobs()
         raw_callback_requeue(older_than=older_than)
         # Transfers whose submit or poll job was lost (their own, longer threshold: a poll waits out 24 hours).
         transfer_sweep()
     except Exception:
         # A sweep that fails (database briefly away) is simply tried again next time; the worker keeps working.
         logger.exception("recovery sweep failed")
+
+
+PRUNE_EVERY = dt.timedelta(hours=1)
+_last_prune: dt.datetime | None = None
+
+
+def _prune_finished_jobs() -> None:
+    """Finished jobs older than SIYU_JOB_RETENTION_DAYS (failed: SIYU_FAILED_JOB_RETENTION_DAYS) go, once an hour
+    per worker: the job table would otherwise grow forever."""
+    global _last_prune
+    now = timezone.now()
+    if _last_prune is not None and now - _last_prune < PRUNE_EVERY:
+        return
+    _last_prune = now
+    pruned = db_jobs_prune(
+        keep=dt.timedelta(days=settings.SIYU_JOB_RETENTION_DAYS),
+        keep_failed=dt.timedelta(days=settings.SIYU_FAILED_JOB_RETENTION_DAYS),
+        now=now,
+    )
+    if pruned:
+        logger.info("pruned %d finished jobs", pruned)
 
 
 class _Sweeper(threading.Thread):
