@@ -576,9 +576,7 @@ _SHOP_IDENTITY = {
 }
 
 
-def _identities(
-    rng: random.Random, spec: CustomerSpec, members: Iterator[int], shop_ids: dict[str, _Unique]
-) -> None:
+def _identities(rng: random.Random, spec: CustomerSpec, members: Iterator[int], shop_ids: dict[str, _Unique]) -> None:
     """WeCom external id, member number and one buyer id per shop the customer bought in (phone: services)."""
     if spec.external_userid:
         spec.identities.append((Identity.Kind.WECOM_EXTERNAL_USERID, spec.external_userid, spec.follows[0].added_at))
@@ -686,7 +684,7 @@ def activity_plan(*, plan: CustomerPlan, seed: int) -> list[ActivitySpec]:
                     append(ActivitySpec(spec.index, "material.opened", follow.guide, at, {"material": material}))
                 if rng.random() < 0.22:
                     at = cal.uniform_between(rng, follow.added_at, until)
-                    group = f"澄光{spec.city}会员{rng.randint(1, 5)}群"
+                    group = ref.GROUP_NAME.format(city=spec.city, number=rng.randint(1, 5))
                     append(ActivitySpec(spec.index, "group.joined", None, at, {"group": group}))
         if spec.is_member and rng.random() < 0.25:
             for _ in range(rng.randint(1, 3)):
@@ -697,3 +695,50 @@ def activity_plan(*, plan: CustomerPlan, seed: int) -> list[ActivitySpec]:
             fields = rng.choice((["city"], ["intent_level"], ["gender", "city"]))
             append(ActivitySpec(spec.index, "customer.updated", spec.owner, at, {"fields": fields}))
     return result
+
+
+# --- customer groups ------------------------------------------------------------------------------------
+
+
+# WeCom's ceiling for a customer group (客户群): joins beyond it are refused.
+GROUP_MEMBER_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSpec:
+    """A customer group (客户群) of the demo: the city member groups customers join in the timeline activity."""
+
+    index: int
+    name: str
+    owner: int  # guide index: an active guide of a store in the group's city (the brand IP where there is none)
+    created_at: dt.datetime
+    members: tuple[tuple[int, dt.datetime], ...]  # (customer index, join time), earliest first
+
+
+def group_plan(*, org: OrgPlan, plan: CustomerPlan, activity: Sequence[ActivitySpec], seed: int) -> list[GroupSpec]:
+    """The groups named by the activity's `group.joined` entries, each with an owner and the customers who joined.
+
+    A customer who joined a group twice counts once; a full group takes nobody more (WeCom refuses them too).
+    """
+    rng = _rng(seed, "groups")
+    joins: dict[str, dict[int, dt.datetime]] = {}
+    for a in activity:
+        if a.type == "group.joined":
+            members = joins.setdefault(str(a.properties["group"]), {})
+            if a.customer not in members or a.occurred_at < members[a.customer]:
+                members[a.customer] = a.occurred_at
+    city_of = {s.code: s.city for s in org.stores}
+    owners_by_city: dict[str, list[GuideSpec]] = {}
+    for guide in org.guides:
+        if guide.store_code and guide.status == Guide.Status.ACTIVE and guide.kind == Guide.Kind.GUIDE:
+            owners_by_city.setdefault(city_of[guide.store_code], []).append(guide)
+    groups: list[GroupSpec] = []
+    for name in sorted(joins):
+        # Every member of a city's group lives in that city (see activity_plan).
+        city = plan.customers[next(iter(joins[name]))].city
+        owner = rng.choice(owners_by_city[city]) if city in owners_by_city else org.brand_ip
+        members = sorted(joins[name].items(), key=lambda item: (item[1], item[0]))[: GROUP_MEMBER_MAX - 1]
+        first_join = members[0][1]
+        created_at = max(owner.joined_at, first_join - dt.timedelta(days=rng.randrange(1, 20), hours=rng.randrange(24)))
+        groups.append(GroupSpec(len(groups), name, owner.index, created_at, tuple(members)))
+    return groups

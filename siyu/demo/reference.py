@@ -14,6 +14,8 @@ from siyu.customers.models import FollowRelation
 from siyu.tags.models import TagSource
 
 BRAND_NAME = "澄光美妆"
+# The brand's customer groups (客户群): members' groups per city, numbered 1 to 5.
+GROUP_NAME = "澄光{city}会员{number}群"
 BRAND_SLUG = "demo"
 BRAND_CORP_ID = "ww5e1c0a8d2f4b7c91"
 BRAND_IP_NAME = "好物体验官"

@@ -14,6 +14,7 @@ per-row audit trail: a load is recorded by one `demo.load` audit row instead of 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,13 +39,17 @@ from siyu.demo import reference as ref
 from siyu.demo.generate import (
     ActivitySpec,
     CustomerPlan,
+    GroupSpec,
     OrgPlan,
     activity_plan,
     customer_plan,
+    group_plan,
     local_midnight,
     org_plan,
 )
 from siyu.demo.models import DemoLoad, DemoLoadState
+from siyu.emulator import ids as wecom_ids
+from siyu.groups.models import CustomerGroup, GroupMember
 from siyu.tags.models import CustomerTag, Tag
 from siyu.tags.services import tag_group_create
 
@@ -120,7 +125,7 @@ def rows_insert(
     fields = [by_attname[c] for c in columns] + [f for f, _ in fill]
     vendor = connection.vendor
     adapters = [(i, a) for i, f in enumerate(fields[: len(columns)]) if (a := _adapter(f, vendor))]
-    extra = tuple(a(v) if (a := _adapter(f, vendor)) else v for f, v in fill)
+    extra = tuple(a(v) if v is not None and (a := _adapter(f, vendor)) else v for f, v in fill)
 
     def prepared() -> Iterator[tuple[Any, ...]]:
         for row in rows:
@@ -228,6 +233,7 @@ class DemoRun:
         self._customer_ids: list[int] | None = None
         self._guide_ids: list[int] | None = None
         self._activity: list[ActivitySpec] | None = None
+        self._groups: list[GroupSpec] | None = None
 
     @property
     def tenant_id(self) -> int:
@@ -256,6 +262,17 @@ class DemoRun:
             self.reporter.planning("generating timeline activity")
             self._activity = activity_plan(plan=self.plan, seed=self.load.seed)
         return self._activity
+
+    @property
+    def groups(self) -> list[GroupSpec]:
+        if self._groups is None:
+            self._groups = group_plan(org=self.org, plan=self.plan, activity=self.activity, seed=self.load.seed)
+        return self._groups
+
+    def group_ids(self) -> dict[str, tuple[int, str]]:
+        """Group name → (database id, chat_id) of the demo's groups (their names are unique in the demo)."""
+        rows = CustomerGroup.objects.filter(tenant_id=self.tenant_id).values_list("name", "id", "chat_id")
+        return {name: (group_id, chat_id) for name, group_id, chat_id in rows}
 
     @property
     def customer_ids(self) -> list[int]:
@@ -483,14 +500,68 @@ def demo_customer_tags_insert(*, run: DemoRun) -> int:
     return count + events_insert(events=events, on_rows=run.reporter.advance)
 
 
+# Demo chat ids are numbered far beyond anything the emulator's own sequence reaches, so groups the simulator
+# creates later never collide with them.
+DEMO_CHAT_BASE = 10_000_000
+JOIN_SCENE_QR = 3  # groupchat/get's join_scene: scanned the group's QR code
+
+
+def demo_groups_insert(*, run: DemoRun) -> int:
+    """Phase `groups`: the city member groups (客户群) with their owners and members, as WeCom lists them.
+
+    Membership rows only: the joins' timeline events are the activity phase's (`group.joined`, which names them).
+    """
+    tenant_id, guide_ids, ids = run.tenant_id, run.guide_ids, run.customer_ids
+    customers = run.plan.customers
+    userids = {g.index: g.wecom_userid for g in run.org.guides}
+    anchor = run.load.anchor
+    groups = run.groups
+
+    def member_version(group: GroupSpec) -> str:
+        # WeCom's hash of the member list, as the emulator computes it (siyu.emulator.cgi.groupchat), so that a
+        # sync of the demo brand finds every group unchanged.
+        everyone = [userids[group.owner], *(customers[c].external_userid for c, _ in group.members)]
+        return hashlib.md5(",".join(sorted(everyone)).encode(), usedforsecurity=False).hexdigest()
+
+    group_rows = (
+        (tenant_id, wecom_ids.chat_id(ref.BRAND_CORP_ID, DEMO_CHAT_BASE + g.index), g.name, guide_ids[g.owner], "",
+         g.created_at, CustomerGroup.Status.ACTIVE, 1 + len(g.members), member_version(g), anchor)
+        for g in groups
+    )  # fmt: skip
+    columns = (
+        "tenant_id", "chat_id", "name", "owner_id", "notice", "created_at", "status", "member_count",
+        "member_version", "updated_at",
+    )  # fmt: skip
+    count = rows_insert(model=CustomerGroup, columns=columns, rows=group_rows, on_rows=run.reporter.advance)
+    group_ids = run.group_ids()
+
+    def member_rows() -> Iterator[tuple[Any, ...]]:
+        for g in groups:
+            group_id = group_ids[g.name][0]
+            owner = userids[g.owner]
+            yield (tenant_id, group_id, GroupMember.Type.MEMBER, owner, None, guide_ids[g.owner], g.created_at, 1, "")
+            for c, at in g.members:
+                yield (tenant_id, group_id, GroupMember.Type.EXTERNAL, customers[c].external_userid, ids[c], None, at,
+                       JOIN_SCENE_QR, "")  # fmt: skip
+
+    columns = ("tenant_id", "group_id", "member_type", "userid", "customer_id", "guide_id", "join_time",
+               "join_scene", "state")  # fmt: skip
+    return count + rows_insert(model=GroupMember, columns=columns, rows=member_rows(), on_rows=run.reporter.advance)
+
+
 def demo_activity_insert(*, run: DemoRun) -> int:
     """Phase `activity`: messages, opened materials, joined groups, check-ins and profile edits."""
     ids, tenant_id, guide_of, activity = run.customer_ids, run.tenant_id, run.guide_lookup(), run.activity
+    groups = run.group_ids()
 
     def events() -> Iterator[Event]:
         for a in activity:
             guide_id = guide_of(a.guide)
             properties = {"guide_id": guide_id} if a.type == "message.received" else a.properties
+            if a.type == "group.joined" and a.properties["group"] in groups:
+                # As the groups context writes it (siyu.groups.services._joined), so the timeline links the group.
+                group_id, chat_id = groups[str(a.properties["group"])]
+                properties = {**a.properties, "group_id": group_id, "chat_id": chat_id, "join_scene": JOIN_SCENE_QR}
             yield event_build(
                 tenant_id=tenant_id,
                 type=a.type,
@@ -580,6 +651,8 @@ PHASES: tuple[Phase, ...] = (
     Phase("follows", "follow relations (+ events)", lambda r: 2 * r.plan.follow_count + sum(
         1 for c in r.plan.customers for f in c.follows if f.deleted_at), demo_follow_relations_insert),
     Phase("customer_tags", "customer tags (+ events)", lambda r: 2 * r.plan.tag_count, demo_customer_tags_insert),
+    Phase("groups", "customer groups and members", lambda r: sum(2 + len(g.members) for g in r.groups),
+          demo_groups_insert),
     Phase("activity", "timeline activity", lambda r: len(r.activity), demo_activity_insert),
     Phase("orders", "orders (+ events)", lambda r: 2 * len(r.plan.orders) + sum(
         1 for o in r.plan.orders if o.refunded_at), demo_orders_insert),

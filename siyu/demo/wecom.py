@@ -32,9 +32,12 @@ from siyu.emulator.model import (
     Department,
     ExternalContact,
     Follow,
+    GroupChat,
+    GroupChatMember,
     Member,
     to_jsonable,
 )
+from siyu.groups.models import CustomerGroup, GroupMember
 from siyu.wecom.crypto import new_callback_token, new_encoding_aes_key
 from siyu.wecom.models import WeComConnection
 from siyu.wecom.selectors import connection_for_tenant, connection_secrets
@@ -168,9 +171,46 @@ def demo_corp(*, tenant: Tenant, public_url: str) -> Corp:
             )
         corp.contacts[external_userid] = contact
     corp.seq = seq
+    _add_group_chats(corp, tenant=tenant, userid_of=userid_of, unionid_of=unionids, external_of=external)
     _add_contact_ways(corp, tenant=tenant, guides=guides, public_url=public_url)
     corp.reindex()
     return corp
+
+
+def _add_group_chats(
+    corp: Corp,
+    *,
+    tenant: Tenant,
+    userid_of: dict[int, str],
+    unionid_of: dict[int, str],
+    external_of: dict[int, str],
+) -> None:
+    """The brand's active customer groups with their current members, as groupchat/get lists them."""
+    members: dict[int, list[GroupMember]] = defaultdict(list)
+    for member in GroupMember.objects.filter(tenant=tenant, left_at__isnull=True).order_by("join_time", "id"):
+        members[member.group_id].append(member)
+    for group in CustomerGroup.objects.filter(tenant=tenant, status=CustomerGroup.Status.ACTIVE).order_by("id"):
+        corp.group_chats[group.chat_id] = GroupChat(
+            chat_id=group.chat_id,
+            name=group.name,
+            owner=userid_of[group.owner_id],
+            create_time=_unix(group.created_at),
+            notice=group.notice,
+            member_list=[
+                GroupChatMember(
+                    userid=m.userid,
+                    type=m.member_type,
+                    join_time=_unix(m.join_time),
+                    join_scene=m.join_scene,
+                    invitor=m.invitor,
+                    unionid=unionid_of.get(m.customer_id or 0, "")
+                    if m.member_type == GroupMember.Type.EXTERNAL
+                    else "",
+                    state=m.state,
+                )
+                for m in members[group.id]
+            ],
+        )
 
 
 def _add_contact_ways(corp: Corp, *, tenant: Tenant, guides: list[Guide], public_url: str) -> None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pytest_django.live_server_helper import LiveServer
 
+from siyu.analytics.models import Event
 from siyu.core.models import Guide, Store, Tenant
 from siyu.customers.models import FollowRelation, Identity
 from siyu.demo.services import demo_load
@@ -17,6 +18,7 @@ from siyu.demo.wecom import demo_emulator_attach, demo_wecom_connect
 from siyu.emulator.config import EmulatorConfig
 from siyu.emulator.core import Emulator
 from siyu.emulator.server import RunningServer, serve_in_thread
+from siyu.groups.models import CustomerGroup, GroupMember
 from siyu.wecom.models import RawCallback, WeComConnection
 from siyu.wecom.selectors import emulator_in_use
 from siyu.wecom.services import raw_callback_process
@@ -65,6 +67,19 @@ def test_the_emulator_gets_a_corp_holding_the_demo_brands_people(emulator: Runni
         .distinct()
         .count()
     )
+    # The member groups customers joined in the demo's timeline, each with its owner and current members.
+    groups = CustomerGroup.objects.filter(tenant=tenant)
+    assert groups.exists()
+    assert {
+        (chat.chat_id, chat.name, chat.owner, frozenset(m.userid for m in chat.member_list))
+        for chat in corp.group_chats.values()
+    } == {
+        (g.chat_id, g.name, g.owner.wecom_userid, frozenset(g.members.values_list("userid", flat=True)))
+        for g in groups
+    }
+    joined = Event.objects.filter(tenant=tenant, type="group.joined")
+    assert joined.count() == GroupMember.objects.filter(tenant=tenant, customer__isnull=False).count()
+    assert {e.properties["chat_id"] for e in joined} == set(groups.values_list("chat_id", flat=True))
     store_states = {w.state for w in corp.contact_ways.values() if w.state.startswith("store-")}
     assert store_states == {f"store-{s.code}" for s in Store.objects.filter(tenant=tenant, guides__isnull=False)}
 
@@ -92,6 +107,8 @@ def test_a_sync_of_the_attached_demo_brand_changes_nothing(emulator: RunningServ
         tenant=tenant, emulator_url=emulator.url, callback_base_url="http://127.0.0.1:9", simulate_rate=0
     )
     before = set(FollowRelation.objects.filter(tenant=tenant).values_list("id", "status", "remark", "state", "guide"))
+    groups_before = set(CustomerGroup.objects.filter(tenant=tenant).values_list("id", "member_version", "updated_at"))
+    assert groups_before
     run = sync_run(tenant_id=tenant.id)
     assert run.status == "succeeded", run.error
     for phase, counts in run.counts.items():
@@ -100,6 +117,9 @@ def test_a_sync_of_the_attached_demo_brand_changes_nothing(emulator: RunningServ
         assert counts.get("deleted", 0) == 0, (phase, counts)
     after = set(FollowRelation.objects.filter(tenant=tenant).values_list("id", "status", "remark", "state", "guide"))
     assert after == before
+    assert set(CustomerGroup.objects.filter(tenant=tenant).values_list("id", "member_version", "updated_at")) == (
+        groups_before
+    )
 
 
 @pytest.mark.django_db(transaction=True)
