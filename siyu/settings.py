@@ -172,6 +172,8 @@ SIYU_WECOM_CALLBACK_MAX_SKEW = env_int("SIYU_WECOM_CALLBACK_MAX_SKEW", 300)
 SIYU_WECOM_TIMEOUT = env_int("SIYU_WECOM_TIMEOUT", 10)
 # The offline WeCom emulator the demo brand is connected to; `siyu serve` starts it when a brand points at it.
 SIYU_EMULATOR_URL = os.environ.get("SIYU_EMULATOR_URL", "http://127.0.0.1:8001")
+# Where shoppers reach siyu's public pages (QR landing pages, posters, invitations): the address links are built on.
+SIYU_PUBLIC_URL = env_str("SIYU_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # Simulated customer actions per second on the demo brand while `siyu serve` runs (0 = no live activity).
 SIYU_DEMO_SIMULATE_RATE = float(os.environ.get("SIYU_DEMO_SIMULATE_RATE", "0.5"))
 
