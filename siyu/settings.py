@@ -160,6 +160,8 @@ RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
 # Every `siyu worker` looks for work a crash left behind at start and then every this many seconds (0: at start
 # only): jobs of dead workers, callbacks whose job was lost. A callback is re-enqueued once it is this old.
 SIYU_WORKER_SWEEP_SECONDS = env_int("SIYU_WORKER_SWEEP_SECONDS", 60)
+# How long an idle `siyu worker` (database backend) waits before looking for new jobs, in seconds.
+SIYU_WORKER_POLL_SECONDS = float(os.environ.get("SIYU_WORKER_POLL_SECONDS", "0.1"))
 # Finished background jobs are kept this long (days), then pruned by the workers.
 SIYU_JOB_RETENTION_DAYS = env_int("SIYU_JOB_RETENTION_DAYS", 7)
 SIYU_FAILED_JOB_RETENTION_DAYS = env_int("SIYU_FAILED_JOB_RETENTION_DAYS", 30)

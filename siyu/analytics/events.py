@@ -36,8 +36,13 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("material.opened", _("Opened a material"), ("material",)),
         EventType("group.joined", _("Joined a group"), ("group",)),
         EventType("group.left", _("Left a group"), ("group",)),
+        EventType("group.invited", _("Invited to a group"), ("group_code_id",)),
         EventType("checkin.done", _("Checked in"), ()),
+        EventType("campaign.joined", _("Joined a campaign"), ("campaign_id",)),
+        EventType("campaign.invited", _("Invited a friend"), ("campaign_id", "status")),
+        EventType("reward.granted", _("Earned a reward"), ("campaign_id", "tier_id", "kind")),
         EventType("order.paid", _("Placed an order"), ("order_no", "amount_cents", "shop")),
         EventType("order.refunded", _("Refunded an order"), ("order_no", "amount_cents", "shop")),
+        EventType("storecode.visited", _("Opened the store locator"), ("source", "fallback")),
     )
 }

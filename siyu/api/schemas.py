@@ -60,7 +60,8 @@ PHONE_PATTERN = r"^(?:(?:(?:\+|00)?86[ -]?)?1(?:[ -]?[0-9]){10})?$"
 # (or `Guide.Status` and `FollowRelation.Status`) would collide as "Kind"/"Status"; each gets its own name.
 
 
-def _str_enum(name: str, choices: type[models.TextChoices]) -> type[StrEnum]:
+def str_enum(name: str, choices: type[models.TextChoices]) -> type[StrEnum]:
+    """A TextChoices as a named StrEnum for the OpenAPI document (one name per enum, see above)."""
     return StrEnum(name, {value.upper(): value for value in choices.values})  # type: ignore[return-value]
 
 
@@ -69,17 +70,17 @@ def _int_enum(name: str, choices: type[models.IntegerChoices]) -> type[IntEnum]:
 
 
 GenderEnum = _int_enum("Gender", Gender)
-LifecycleStageEnum = _str_enum("LifecycleStage", LifecycleStage)
-IdentityKindEnum = _str_enum("IdentityKind", Identity.Kind)
+LifecycleStageEnum = str_enum("LifecycleStage", LifecycleStage)
+IdentityKindEnum = str_enum("IdentityKind", Identity.Kind)
 # Phones have their own field (validated, encrypted, masked); as an identity they would bypass all that.
 IdentityInKindEnum = StrEnum(  # type: ignore[misc]
     "IdentityInKind", {k.upper(): k for k in Identity.Kind.values if k != Identity.Kind.PHONE}
 )
-FollowStatusEnum = _str_enum("FollowRelationStatus", FollowRelation.Status)
-GuideKindEnum = _str_enum("GuideKind", Guide.Kind)
-GuideStatusEnum = _str_enum("GuideStatus", Guide.Status)
-TagSourceEnum = _str_enum("TagSource", TagSource)
-RoleEnum = _str_enum("Role", Role)
+FollowStatusEnum = str_enum("FollowRelationStatus", FollowRelation.Status)
+GuideKindEnum = str_enum("GuideKind", Guide.Kind)
+GuideStatusEnum = str_enum("GuideStatus", Guide.Status)
+TagSourceEnum = str_enum("TagSource", TagSource)
+RoleEnum = str_enum("Role", Role)
 EventTypeEnum = StrEnum("EventType", {name.replace(".", "_").upper(): name for name in EVENT_TYPES})  # type: ignore[misc]
 
 
@@ -200,8 +201,11 @@ class ErrorOut(Schema):
 
 
 def error_responses(*codes: int) -> dict[int, type[ErrorOut]]:
-    """The `response=` entries documenting which errors an operation can answer."""
-    return dict.fromkeys(codes, ErrorOut)
+    """The `response=` entries documenting which errors an operation can answer.
+
+    An operation taking a body (400: malformed JSON) may also get 413 for one over DATA_UPLOAD_MAX_MEMORY_SIZE.
+    """
+    return dict.fromkeys((*codes, 413) if 400 in codes else codes, ErrorOut)
 
 
 class PageParams(Schema):

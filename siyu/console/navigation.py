@@ -28,44 +28,6 @@ UPCOMING: dict[str, Upcoming] = {
     u.key: u
     for u in (
         Upcoming(
-            "channel_codes",
-            "acquisition/channel-codes/",
-            _("Channel codes"),
-            _("One live QR code per channel, ad, store or event, with tags on add, a welcome message and attribution."),
-            (
-                _("Members picked in rotation, by load or by schedule"),
-                _("Welcome messages with text, image, link, mini-program or file"),
-                _("Scans, adds, deletes and 7-day retention per code"),
-            ),
-        ),
-        Upcoming(
-            "group_codes",
-            "acquisition/group-codes/",
-            _("Group codes"),
-            _("One permanent code over several customer groups, switching when a group is full."),
-            (
-                _("Automatic creation of the next group"),
-                _("Invitation to the right group by tag"),
-            ),
-        ),
-        Upcoming(
-            "store_codes",
-            "acquisition/store-codes/",
-            _("Store codes"),
-            _("Route each customer to the nearest store's guide and group by location."),
-            (_("Store lookup by distance and opening hours"),),
-        ),
-        Upcoming(
-            "fission",
-            "acquisition/fission/",
-            _("Fission"),
-            _("Invite-to-unlock tasks and group fission with personalised posters."),
-            (
-                _("Inviter leaderboards and reward fulfilment"),
-                _("Anti-fraud: zombie accounts, self-invites, quick add-then-delete"),
-            ),
-        ),
-        Upcoming(
             "groups",
             "groups/",
             _("Customer groups"),
@@ -171,6 +133,44 @@ def _soon(key: str) -> NavItem:
     return NavItem(UPCOMING[key].title, f"console:{key}", available=False)
 
 
+GROUP_CODES = NavItem(
+    _("Group codes"),
+    "console:group_codes",
+    also=(
+        "console:group_code_new",
+        "console:group_code_detail",
+        "console:group_code_edit",
+        "console:group_code_rules",
+        "console:group_migrations",
+        "console:group_migration_new",
+        "console:group_migration_detail",
+    ),
+)
+
+STORE_CODES = NavItem(
+    _("Store codes"),
+    "console:store_codes",
+    also=("console:store_code_edit", "console:store_code_import", "console:store_code_settings"),
+)
+
+CHANNEL_CODES = NavItem(
+    _("Channel codes"),
+    "console:channel_codes",
+    also=(
+        "console:channel_code_new",
+        "console:channel_code_detail",
+        "console:channel_code_edit",
+        "console:channel_welcome",
+        "console:channel_welcome_sends",
+    ),
+)
+
+FISSION = NavItem(
+    _("Fission"),
+    "console:fission",
+    also=("console:fission_new", "console:fission_detail", "console:fission_edit", "console:fission_participants"),
+)
+
 NAVIGATION: tuple[NavSection, ...] = (
     NavSection(None, (NavItem(_("Overview"), "console:home"),)),
     NavSection(
@@ -187,7 +187,18 @@ NAVIGATION: tuple[NavSection, ...] = (
             NavItem(
                 _("Acquisition"),
                 "console:channel_codes",
-                children=tuple(_soon(k) for k in ("channel_codes", "group_codes", "store_codes", "fission")),
+                children=tuple(
+                    CHANNEL_CODES
+                    if k == "channel_codes"
+                    else GROUP_CODES
+                    if k == "group_codes"
+                    else STORE_CODES
+                    if k == "store_codes"
+                    else FISSION
+                    if k == "fission"
+                    else _soon(k)
+                    for k in ("channel_codes", "group_codes", "store_codes", "fission")
+                ),
                 available=False,
             ),
             _soon("content"),

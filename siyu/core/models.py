@@ -72,6 +72,9 @@ class Store(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="store_code_unique")]
+        # The store locator (siyu.storecodes) scans a latitude band per lookup and checks longitude inside the
+        # index, so a lookup reads the few stores near the shopper, not the brand's thousands.
+        indexes = [models.Index(fields=["tenant", "latitude", "longitude"], name="store_tenant_geo")]
         ordering = ["code"]
 
     def __str__(self) -> str:

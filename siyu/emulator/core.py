@@ -384,8 +384,9 @@ class Emulator:
             raise ApiError(ErrCode.ACCESS_TOKEN_EXPIRED, "injected")
         if request.method not in route.methods:
             raise ApiError(ErrCode.PARAMETER_EMPTY, f"use {'/'.join(route.methods)}")
-        body = request.json() if request.method == "POST" else {}
-        data = route.handler(Call(corp=corp, app=app, query=request.query, body=body, now=now, config=self.config))
+        body = request.json() if request.method == "POST" and not route.raw_body else {}
+        call = Call(corp=corp, app=app, query=request.query, body=body, now=now, config=self.config, raw=request.body)
+        data = route.handler(call)
         if route.writes:
             self._dirty = True
         return data

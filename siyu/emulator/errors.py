@@ -19,6 +19,10 @@ class ErrCode(IntEnum):
     OK = 0
     INVALID_SECRET = 40001
     INVALID_USERID = 40003
+    INVALID_MEDIA_TYPE = 40004  # media/upload: type not image/voice/video/file
+    INVALID_FILE_TYPE = 40005
+    INVALID_FILE_SIZE = 40006
+    INVALID_MEDIA_ID = 40007  # unknown or expired (temporary media lives 3 days)
     INVALID_CORPID = 40013
     INVALID_ACCESS_TOKEN = 40014
     INVALID_CHAT_ID = 40050  # (table) "chatid不存在"
@@ -38,6 +42,7 @@ class ErrCode(IntEnum):
     MISSING_ACCESS_TOKEN = 41001
     MISSING_CORPID = 41002
     MISSING_SECRET = 41004
+    MISSING_MEDIA = 41005  # media/upload without a "media" file part
     MISSING_USERID = 41009
     MISSING_EXTERNAL_USERID = 41035
     MISSING_CONTACT_WAY_TYPE = 41037
@@ -101,6 +106,11 @@ MESSAGES: dict[int, str] = {
     ErrCode.MISSING_ACCESS_TOKEN: "access_token missing",
     ErrCode.MISSING_CORPID: "corpid missing",
     ErrCode.MISSING_SECRET: "corpsecret missing",
+    ErrCode.MISSING_MEDIA: "media data missing",
+    ErrCode.INVALID_MEDIA_TYPE: "invalid media type",
+    ErrCode.INVALID_FILE_TYPE: "invalid file type",
+    ErrCode.INVALID_FILE_SIZE: "invalid file size",
+    ErrCode.INVALID_MEDIA_ID: "invalid media_id",
     ErrCode.MISSING_USERID: "userid missing",
     ErrCode.MISSING_EXTERNAL_USERID: "missing external userid",
     ErrCode.MISSING_CONTACT_WAY_TYPE: "missing contact way type",

@@ -81,3 +81,8 @@ def moment_id(corp_id: str, n: int) -> str:
 
 def jobid(corp_id: str, n: int) -> str:
     return "job" + _alnum(_digest(corp_id, "job", n), 29)
+
+
+def media_id(corp_id: str, n: int) -> str:
+    # Temporary media ids look like "3a8asd892asd8asd" ... in the docs: 1 digit then letters and digits, 64 long.
+    return "3" + _alnum(_digest(corp_id, "media", n), 63)

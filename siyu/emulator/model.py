@@ -265,6 +265,17 @@ class MaterialOpen:
 
 
 @dataclass
+class Media:
+    """A temporary media file (media/upload): only its metadata is kept; it can be used for 3 days."""
+
+    media_id: str
+    type: str
+    filename: str
+    size: int
+    created_at: int
+
+
+@dataclass
 class WelcomeCode:
     code: str
     userid: str
@@ -385,6 +396,7 @@ class Corp:
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
     # What the app sent through send_welcome_msg, for tests and the demo to look at (WeCom shows it in the chat).
     welcome_messages: list[dict[str, Any]] = field(default_factory=list)
+    media: dict[str, Media] = field(default_factory=dict)  # temporary media by media_id (media/upload)
     group_msgs: dict[str, GroupMsg] = field(default_factory=dict)
     join_ways: dict[str, JoinWay] = field(default_factory=dict)
     moment_jobs: dict[str, MomentJob] = field(default_factory=dict)

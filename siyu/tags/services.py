@@ -16,6 +16,7 @@ from siyu.core.scopes import Actor
 from siyu.core.services import audit_record
 from siyu.core.validation import clean_order, clean_text
 from siyu.customers.selectors import access_customer
+from siyu.groups.services import group_invites_on_tags
 from siyu.tags.models import CustomerTag, Tag, TagGroup, TagSource
 from siyu.tags.selectors import access_tag, access_tag_group
 
@@ -101,6 +102,8 @@ def customer_tag_add(
         occurred_at=when,
         properties={"tag_id": tag.id, "tag": tag.name, "source": source},
     )
+    # Invitations to group codes by tag (群活码 rules) are decided after commit, in a job.
+    group_invites_on_tags(tenant_id=actor.tenant_id, pairs=[(customer.id, tag.id)])
     return row
 
 
@@ -316,6 +319,7 @@ def customer_tags_sync_wecom(
     if stale:
         stale_tags = Tag.objects.in_bulk({tag_id for _, _, tag_id in stale})
     CustomerTag.objects.bulk_create(new_rows, ignore_conflicts=True)
+    group_invites_on_tags(tenant_id=actor.tenant_id, pairs=[(row.customer_id, row.tag.id) for row in new_rows])
     CustomerTag.objects.filter(id__in=[row_id for row_id, _, _ in stale]).delete()
     events = [
         event_build(

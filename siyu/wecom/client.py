@@ -263,6 +263,14 @@ class ContactWayPage:
     next_cursor: str
 
 
+@dataclass(frozen=True)
+class MsgTemplateCreated:
+    """add_msg_template's answer: the mass message's id and the customers it could not address."""
+
+    msgid: str
+    fail_list: list[str]
+
+
 class WelcomeAttachment(TypedDict):
     """One attachment of a welcome or mass message: {"msgtype": "link", "link": {...}} and the like."""
 
@@ -910,6 +918,56 @@ class WeComClient:
             raise ValueError("groupchat transfer takes 1 to 100 chats")
         data = self.call("POST", path, body={"chat_id_list": list(chat_ids), "new_owner": new_owner})
         return cast(list[GroupChatTransferFailure], data.get("failed_chat_list", []))
+
+    def msg_template_add(
+        self,
+        *,
+        sender: str,
+        external_userids: Sequence[str],
+        text: str = "",
+        attachments: Sequence[WelcomeAttachment] = (),
+    ) -> MsgTemplateCreated:
+        """externalcontact/add_msg_template (chat_type single, wecom-api.md §4.6): a message from `sender` to these
+        customers, sent once the member confirms it in WeCom. Not idempotent: a repeat is a second message.
+        Customers WeCom could not address come back in `fail_list`."""
+        if not 1 <= len(external_userids) <= 10_000:
+            raise ValueError("add_msg_template takes 1 to 10,000 customers")
+        body: dict[str, Any] = {"chat_type": "single", "sender": sender, "external_userid": list(external_userids)}
+        if text:
+            body["text"] = {"content": text}
+        if attachments:
+            body["attachments"] = [dict(a) for a in attachments]
+        data = self.call("POST", "externalcontact/add_msg_template", body=body, idempotent=False)
+        return MsgTemplateCreated(msgid=str(data.get("msgid") or ""), fail_list=list(data.get("fail_list") or []))
+
+    # Temporary media (临时素材): images and files for welcome/mass-message attachments, valid 3 days.
+
+    def media_upload(self, *, media_type: str, filename: str, content: bytes, content_type: str = "") -> str:
+        """media/upload (multipart, the file in the part "media"); returns the media_id. Not retried after it may
+        have landed (a repeat only uploads a second copy, but the caller decides)."""
+        if media_type not in ("image", "voice", "video", "file"):
+            raise ValueError("media_type must be image, voice, video or file")
+        token, refreshed = self.access_token(), False
+        files = {"media": (filename, content, content_type or "application/octet-stream")}
+        while True:
+            try:
+                params = {"access_token": token, "type": media_type}
+                response = self._http.post("media/upload", params=params, files=files)
+            except httpx.TransportError as exc:
+                raise WeComTransportError(type(exc).__name__, "media/upload") from exc
+            if response.status_code != 200:
+                raise WeComTransportError(f"HTTP {response.status_code}", "media/upload")
+            try:
+                data = response.json()
+            except ValueError as exc:
+                raise WeComTransportError("unreadable body", "media/upload") from exc
+            errcode = _errcode(data)
+            if errcode in TOKEN_ERRORS and not refreshed:
+                refreshed, token = True, self.access_token(stale=token)
+                continue
+            if errcode != 0:
+                raise WeComAPIError(errcode, str(data.get("errmsg", "")), "media/upload")
+            return str(data["media_id"])
 
 
 def _errcode(data: dict[str, Any]) -> int:

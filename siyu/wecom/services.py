@@ -643,6 +643,8 @@ def _contact_added(row: RawCallback, actor: Actor, fetched: ContactDetail | Unre
     relation = _relation(actor, known.id, guide.id) if known is not None else None
     if relation is not None and relation.status == FollowRelation.Status.ACTIVE:
         # add_half_external_contact then add_external_contact for one friendship, or a sync that got here first.
+        if row.event.get("WelcomeCode"):
+            _live_code_added(row, actor, relation.id)  # the welcome code is still good for a welcome message
         return _processed("already following")
     if relation is not None and relation.deleted_at is not None and relation.deleted_at > when:
         return _ignored("stale: the relation was deleted after this add")
@@ -676,6 +678,9 @@ def _contact_added(row: RawCallback, actor: Actor, fetched: ContactDetail | Unre
         )
     # Groups the customer sat in before siyu knew them now show on their timeline.
     group_services.group_members_link_customer(actor=actor, external_userid=external_userid, customer_id=customer_id)
+    applied = _relation(actor, customer_id, guide.id)
+    if applied is not None:
+        _live_code_added(row, actor, applied.id)
     note = "new customer" if created else ""
     if isinstance(fetched, Unread):
         from siyu.wecom.tasks import contact_refresh_run  # tasks import this module: import late, no cycle
@@ -683,6 +688,21 @@ def _contact_added(row: RawCallback, actor: Actor, fetched: ContactDetail | Unre
         enqueue_on_commit(contact_refresh_run, row.id)
         note = f"{note}; details to be read later ({fetched.reason})".lstrip("; ")
     return _processed(note)
+
+
+def _live_code_added(row: RawCallback, actor: Actor, follow_relation_id: int) -> None:
+    """Acquisition: attribute the add to its live code (by state), apply its tags, send the welcome message."""
+    from siyu.channels.services import live_code_contact_added  # channels reads wecom: import late, no cycle
+
+    live_code_contact_added(
+        actor=actor,
+        follow_relation_id=follow_relation_id,
+        state=str(row.event.get("State") or "")[:30],
+        welcome_code=str(row.event.get("WelcomeCode") or ""),
+        userid=_field(row.event, "UserID"),
+        external_userid=_field(row.event, "ExternalUserID"),
+        received_at=row.received_at,
+    )
 
 
 def contact_refresh(*, raw_callback_id: int, client_factory: ClientFactory | None = None) -> str:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Annotated, Any
 
-from django.db import models
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Schema, Status
 from pydantic import Field, StrictBool, field_validator
@@ -24,6 +22,7 @@ from siyu.api.schemas import (
     PageOut,
     PageParams,
     error_responses,
+    str_enum,
 )
 from siyu.api.selectors import Page, page_of
 from siyu.core.models import Guide
@@ -46,15 +45,10 @@ from siyu.inheritance.services import (
 router = Router(tags=["inheritance"])
 
 
-def _str_enum(name: str, choices: type[models.TextChoices]) -> type[StrEnum]:
-    # Named per model (the OpenAPI document names enums by class name, and "Status" is taken).
-    return StrEnum(name, {value.upper(): value for value in choices.values})  # type: ignore[return-value]
-
-
-TransferKindEnum = _str_enum("TransferKind", Transfer.Kind)
-TransferStatusEnum = _str_enum("TransferStatus", Transfer.Status)
-TransferItemStatusEnum = _str_enum("TransferItemStatus", TransferItem.Status)
-TransferGroupStatusEnum = _str_enum("TransferGroupStatus", TransferGroupItem.Status)
+TransferKindEnum = str_enum("TransferKind", Transfer.Kind)
+TransferStatusEnum = str_enum("TransferStatus", Transfer.Status)
+TransferItemStatusEnum = str_enum("TransferItemStatus", TransferItem.Status)
+TransferGroupStatusEnum = str_enum("TransferGroupStatus", TransferGroupItem.Status)
 MAX_CUSTOMERS = 10_000  # one guide's whole book, and then some; WeCom is called 100 at a time
 
 Message = Annotated[

@@ -57,7 +57,10 @@ class ApiClient:
             response = self.client.generic(method, url, **kwargs)
         assert response.status_code < 500, response.content
         content = response.content
-        parsed = json.loads(content) if content else None
+        if response.get("Content-Type", "").startswith("image/"):
+            parsed: Any = content  # a picture (a live code's QR): the bytes themselves
+        else:
+            parsed = json.loads(content) if content else None
         return Answer(status=response.status_code, body=parsed, headers=dict(response.headers))
 
     def get(self, path: str, **params: Any) -> Answer:

@@ -21,12 +21,16 @@ from siyu.api.api import api
 from siyu.api.models import APIToken
 from siyu.api.services import api_token_create, api_token_revoke
 from siyu.api.tests.conftest import PERSONAS, ApiClient
+from siyu.campaigns.tests.api_matrix import CAMPAIGN_CHECKS, campaign_request
+from siyu.channels.tests.api_matrix import CHANNEL_CHECKS, channel_request
 from siyu.core import pii
 from siyu.core.models import AuditLog, Franchisee, Guide, Region, Store
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
+from siyu.groups.tests.api_matrix import GROUP_CODE_CHECKS, group_code_request
 from siyu.inheritance.models import Transfer, UnassignedCustomer
 from siyu.inheritance.services import transfer_start
+from siyu.storecodes.tests.api_matrix import STORE_CODE_CHECKS, store_code_request
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.tags.services import customer_tag_add, tag_create, tag_group_create
 from siyu.testing import VISIBLE, World
@@ -547,6 +551,12 @@ MATRIX: dict[str, Row] = {
 }
 
 
+MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in STORE_CODE_CHECKS.items()})
+MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in CAMPAIGN_CHECKS.items()})
+MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in CHANNEL_CHECKS.items()})
+MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in GROUP_CODE_CHECKS.items()})
+
+
 def registered_operations() -> dict[str, tuple[str, str]]:
     """operationId → (method, path) for every operation the NinjaAPI registers (read from its OpenAPI document)."""
     schema = api.get_openapi_schema(path_prefix="/api/v1/")
@@ -588,6 +598,14 @@ def test_persona_sees_exactly_its_scope(
 
 def _request_for(world: World, operation_id: str) -> tuple[str, str, Any]:
     """A request HQ could make successfully, so only the credentials decide the answer."""
+    if operation_id in STORE_CODE_CHECKS:
+        return store_code_request(world, operation_id)
+    if operation_id in CAMPAIGN_CHECKS:
+        return campaign_request(world, operation_id)
+    if operation_id in CHANNEL_CHECKS:
+        return channel_request(world, operation_id)
+    if operation_id in GROUP_CODE_CHECKS:
+        return group_code_request(world, operation_id)
     method, path = OPERATIONS[operation_id]
     url = path.format(
         customer_id=world.customers["c1"].id,

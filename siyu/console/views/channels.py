@@ -1,7 +1,436 @@
-"""Console pages (to be filled in by the acquisition work of issue 5)."""
+"""渠道活码 Channel live codes: list, create and edit codes, their stats (adds, deletes, net adds, 7-day retention,
+per day and per guide), QR downloads (PNG, SVG, printable posters), welcome messages and their sends.
+
+Managers (HQ, region, store) create and edit codes reaching guides in their scope; everyone sees the codes of
+their scope. The services decide; these views parse the form, call one service or selector, and render.
+"""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+import re
+from typing import Any
 
-urlpatterns: list[URLPattern] = []
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import URLPattern, path, re_path
+from django.utils.translation import gettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from siyu.channels import selectors as sel
+from siyu.channels import services
+from siyu.channels.models import LiveCode, WelcomeMessage, WelcomeSend
+from siyu.channels.qr import qr_data_uri, qr_png, qr_svg
+from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.core.errors import SiyuError
+from siyu.core.models import Guide, Role
+from siyu.core.selectors import guide_list, store_list
+from siyu.tags.selectors import tag_list
+
+PAGE = 25
+POSTER_SIZES = {"table": ("10cm", "15cm"), "bag": ("9cm", "5.4cm")}
+DAY_NAMES = "一二三四五六日"
+# Welcome failures the console explains in plain words (wecom-api.md §4.4).
+REASONS = {
+    41050: "欢迎语码已过期（超过 20 秒）或无效",
+    41051: "客户已与导购聊过天，或欢迎语码已被使用",
+    41053: "客户尚未同意会话存档",
+    -2: "企业微信未应答",
+}
+
+
+def _can_manage(request: ConsoleRequest) -> bool:
+    return request.actor.role in (Role.HQ_ADMIN, Role.REGION_MANAGER, Role.STORE_MANAGER)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+@require_GET
+@console_view
+def channel_codes(request: ConsoleRequest) -> HttpResponse:
+    actor = request.actor
+    status = request.GET.get("status", "")
+    status = status if status in LiveCode.Status.values else ""
+    codes = sel.live_code_list(actor=actor, status=status, q=request.GET.get("q", "").strip()[:50])
+    page = Paginator(codes, PAGE).get_page(request.GET.get("page"))
+    counts = sel.live_code_add_counts(actor=actor, codes=list(page.object_list))
+    rows = [(code, *counts[code.id], counts[code.id][0] - counts[code.id][1]) for code in page.object_list]
+    context = {"page": page, "rows": rows, "status": status, "can_manage": _can_manage(request), "tab": "codes"}
+    return render(request, "console/channels/list.html", context)
+
+
+# -- the create / edit form ---------------------------------------------------------------------------------------
+
+_WINDOW = re.compile(r"^([1-7])(?:-([1-7]))?\s+(\d{2}:\d{2})-(\d{2}:\d{2})$")
+
+
+def parse_schedule(text: str) -> list[dict[str, Any]]:
+    """ "1-5 09:00-18:00" per line (1 = Monday … 7 = Sunday) → the service's windows; ValueError on bad lines."""
+    windows = []
+    for line in filter(None, (part.strip() for part in re.split(r"[;\n]", text))):
+        match = _WINDOW.match(line)
+        if match is None:
+            raise ValueError(line)
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last < first:
+            raise ValueError(line)
+        windows.append({"days": list(range(first - 1, last)), "start": match.group(3), "end": match.group(4)})
+    return windows
+
+
+def format_schedule(windows: list[dict[str, Any]]) -> str:
+    lines = []
+    for w in windows:
+        days = w["days"]
+        span = f"{days[0] + 1}-{days[-1] + 1}" if len(days) > 1 else f"{days[0] + 1}"
+        lines.append(f"{span} {w['start']}-{w['end']}")
+    return "; ".join(lines)
+
+
+def _form_values(request: ConsoleRequest) -> tuple[dict[str, Any], dict[str, str]]:
+    """The posted form as service arguments, and the errors found while parsing it (by field)."""
+    post = request.POST
+    errors: dict[str, str] = {}
+    guide_ids = [g for g in (_int(v) for v in post.getlist("guides")) if g]
+    options: dict[int, dict[str, Any]] = {}
+    for guide_id in guide_ids:
+        cap_text = post.get(f"cap_{guide_id}", "").strip()
+        cap = None
+        if cap_text:
+            cap = _int(cap_text)
+            if cap is None:
+                errors["guide_ids"] = gettext("Daily caps must be whole numbers of 1 or more.")
+        try:
+            schedule = parse_schedule(post.get(f"schedule_{guide_id}", ""))
+        except ValueError as exc:
+            errors["guide_ids"] = gettext("Schedule line “%(line)s” is not like “1-5 09:00-18:00”.") % {"line": exc}
+            schedule = []
+        options[guide_id] = {"daily_cap": cap, "schedule": schedule}
+    attachments: list[dict[str, Any]] = []
+    for line in filter(None, (part.strip() for part in post.get("links", "").splitlines())):
+        title, _, url = (p.strip() for p in line.partition("|"))
+        attachments.append({"msgtype": "link", "title": title, "url": url})
+    for asset_id in filter(None, (_int(v) for v in post.getlist("assets"))):
+        kind = post.get(f"asset_kind_{asset_id}", "image")
+        attachments.append({"msgtype": "file" if kind == "file" else "image", "asset_id": asset_id})
+    values = {
+        "name": post.get("name", ""),
+        "guide_ids": guide_ids,
+        "guide_options": options,
+        "strategy": post.get("strategy", LiveCode.Strategy.ROUND_ROBIN),
+        "tag_ids": [t for t in (_int(v) for v in post.getlist("tags")) if t],
+        "fallback_guide_id": _int(post.get("fallback")),
+        "welcome_text": post.get("welcome_text", ""),
+        "welcome_attachments": attachments,
+    }
+    return values, errors
+
+
+def _form_context(request: ConsoleRequest, code: LiveCode | None, values: dict[str, Any] | None) -> dict[str, Any]:
+    actor = request.actor
+    guides = list(guide_list(actor=actor).filter(status=Guide.Status.ACTIVE))
+    members = {m.guide_id: m for m in sel.live_code_guides(code)} if code else {}
+    welcome = sel.welcome_for_code(code) if code else None
+    if values is None:
+        values = {
+            "name": code.name if code else "",
+            "state": code.state if code else "",
+            "purpose": code.purpose if code else LiveCode.Purpose.CHANNEL,
+            "store_id": code.store_id if code else None,
+            "strategy": code.strategy if code else LiveCode.Strategy.ROUND_ROBIN,
+            "guide_ids": list(members),
+            "guide_options": {g: {"daily_cap": m.daily_cap, "schedule": m.schedule} for g, m in members.items()},
+            "tag_ids": list(code.tags.values_list("id", flat=True)) if code else [],
+            "fallback_guide_id": code.fallback_guide_id if code else None,
+            "welcome_text": welcome.text if welcome else "",
+            "welcome_attachments": welcome.attachments if welcome else [],
+        }
+    options = values.get("guide_options", {})
+    guide_rows = [
+        {
+            "guide": g,
+            "checked": g.id in values["guide_ids"],
+            "cap": (options.get(g.id) or {}).get("daily_cap") or "",
+            "schedule": format_schedule((options.get(g.id) or {}).get("schedule") or []),
+        }
+        for g in guides
+    ]
+    links = "\n".join(f"{a['title']} | {a['url']}" for a in values["welcome_attachments"] if a["msgtype"] == "link")
+    chosen_assets = {a.get("asset_id") for a in values["welcome_attachments"]}
+    return {
+        "code": code,
+        "values": values,
+        "guide_rows": guide_rows,
+        "guides": guides,
+        "stores": store_list(actor=actor),
+        "tags": tag_list(actor=actor).select_related("group"),
+        "assets": sel.welcome_assets(actor=actor),
+        "chosen_assets": chosen_assets,
+        "links": links,
+        "strategies": LiveCode.Strategy.choices,
+        "purposes": LiveCode.Purpose.choices,
+        "tab": "codes",
+    }
+
+
+def _render_form(
+    request: ConsoleRequest, code: LiveCode | None, values: dict[str, Any] | None, errors: dict[str, str]
+) -> HttpResponse:
+    context = {**_form_context(request, code, values), "errors": errors}
+    return render(request, "console/channels/form.html", context, status=422 if errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@console_view
+def channel_code_new(request: ConsoleRequest) -> HttpResponse:
+    services._require_manager(request.actor)
+    if request.method == "GET":
+        return _render_form(request, None, None, {})
+    values, errors = _form_values(request)
+    values["state"] = request.POST.get("state", "").strip()
+    values["purpose"] = request.POST.get("purpose", LiveCode.Purpose.CHANNEL)
+    values["store_id"] = _int(request.POST.get("store"))
+    if not errors:
+        try:
+            code = services.live_code_create(actor=request.actor, **values)
+        except SiyuError as exc:
+            if exc.status_code == 403:
+                raise
+            errors[(exc.field or "form").split(".")[0]] = exc.message
+        else:
+            messages.success(request, gettext("Live code created."))
+            return redirect("console:channel_code_detail", live_code_id=code.id)
+    return _render_form(request, None, values, errors)
+
+
+@require_http_methods(["GET", "POST"])
+@console_view
+def channel_code_edit(request: ConsoleRequest, live_code_id: int) -> HttpResponse:
+    code = sel.access_live_code(actor=request.actor, live_code_id=live_code_id)
+    services._require_editable(request.actor, code)
+    if request.method == "GET":
+        return _render_form(request, code, None, {})
+    values, errors = _form_values(request)
+    values["state"] = request.POST.get("state", code.state).strip()
+    if not errors:
+        try:
+            services.live_code_update(actor=request.actor, live_code_id=code.id, **values)
+        except SiyuError as exc:
+            if exc.status_code in (403, 404):
+                raise
+            errors[(exc.field or "form").split(".")[0]] = exc.message
+        else:
+            messages.success(request, gettext("Live code saved."))
+            return redirect("console:channel_code_detail", live_code_id=code.id)
+    values.setdefault("purpose", code.purpose)
+    return _render_form(request, code, values, errors)
+
+
+# -- detail, stats, QR ---------------------------------------------------------------------------------------------
+
+
+@require_GET
+@console_view
+def channel_code_detail(request: ConsoleRequest, live_code_id: int) -> HttpResponse:
+    actor = request.actor
+    code = sel.access_live_code(actor=actor, live_code_id=live_code_id)
+    stats = sel.live_code_stats(actor=actor, live_code_id=code.id)
+    chart = {
+        "days": [d.day.strftime("%m-%d") for d in stats.by_day],
+        "adds": [d.adds for d in stats.by_day],
+        "deletes": [d.deletes for d in stats.by_day],
+        "net": [d.net for d in stats.by_day],
+    }
+    sends = [
+        (s, REASONS.get(s.errcode, s.error)) for s in sel.welcome_send_list(actor=actor, live_code_id=code.id)[:20]
+    ]
+    context = {
+        "code": code,
+        "stats": stats,
+        "chart": chart,
+        "members": sel.live_code_guides(code),
+        "tags": code.tags.all(),
+        "welcome": sel.welcome_for_code(code),
+        "sends": sends,
+        "recent": sel.live_code_adds(actor=actor, live_code_id=code.id).select_related("guide")[:10],
+        "can_manage": _can_manage(request),
+        "public_png": sel.live_code_qr_url(code, "png") if code.config_id else "",
+        "tab": "codes",
+    }
+    return render(request, "console/channels/detail.html", context)
+
+
+@require_POST
+@console_view
+def channel_code_action(request: ConsoleRequest, live_code_id: int, action: str) -> HttpResponse:
+    actions = {
+        "pause": services.live_code_pause,
+        "resume": services.live_code_resume,
+        "delete": services.live_code_delete,
+        "retry": services.live_code_retry,
+    }
+    if action not in actions:
+        raise Http404("unknown action")
+    live_code_id = int(live_code_id)
+    try:
+        actions[action](actor=request.actor, live_code_id=live_code_id)
+    except SiyuError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, gettext("Done."))
+    if action == "delete":
+        return redirect("console:channel_codes")
+    return redirect("console:channel_code_detail", live_code_id=live_code_id)
+
+
+def _qr_response(code: LiveCode, fmt: str, *, download: bool) -> HttpResponse:
+    branding = sel.qr_branding(tenant_id=code.tenant_id)
+    logo = bytes(branding.logo) if branding and branding.logo else None
+    link = sel.live_code_link(code)
+    if fmt == "svg":
+        response = HttpResponse(qr_svg(link, logo=logo), content_type="image/svg+xml")
+    else:
+        response = HttpResponse(qr_png(link, logo=logo), content_type="image/png")
+    if download:
+        response["Content-Disposition"] = f'attachment; filename="live-code-{code.id}.{fmt}"'
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@require_GET
+@console_view
+def channel_code_qr(request: ConsoleRequest, live_code_id: int, fmt: str) -> HttpResponse:
+    code = sel.access_live_code(actor=request.actor, live_code_id=int(live_code_id))
+    if not code.config_id or code.status == LiveCode.Status.DELETED:
+        raise Http404("no QR")
+    return _qr_response(code, fmt, download=request.GET.get("download") == "1")
+
+
+@require_GET
+def channel_qr_public(request: HttpRequest, token: str, fmt: str) -> HttpResponse:
+    """The QR picture landing pages show without a login, by the code's unguessable token."""
+    code = sel.live_code_by_qr_token(token=token)
+    if code is None:
+        raise Http404("no such code")
+    return _qr_response(code, fmt, download=False)
+
+
+@require_GET
+@console_view
+def channel_code_poster(request: ConsoleRequest, live_code_id: int) -> HttpResponse:
+    code = sel.access_live_code(actor=request.actor, live_code_id=live_code_id)
+    if not code.config_id:
+        raise Http404("no QR")
+    size = request.GET.get("size", "table")
+    size = size if size in POSTER_SIZES else "table"
+    branding = sel.qr_branding(tenant_id=code.tenant_id)
+    logo = bytes(branding.logo) if branding and branding.logo else None
+    width, height = POSTER_SIZES[size]
+    context = {
+        "code": code,
+        "size": size,
+        "width": width,
+        "height": height,
+        "qr": qr_data_uri(sel.live_code_link(code), logo=logo),
+        "caption": (branding.caption if branding and branding.caption else gettext("Scan to add our guide")),
+        "brand": request.membership.tenant.name,
+    }
+    return render(request, "console/channels/poster.html", context)
+
+
+# -- welcome messages, assets, logo --------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@console_view
+def channel_welcome(request: ConsoleRequest) -> HttpResponse:
+    actor = request.actor
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form = request.POST.get("form")
+        try:
+            if form == "welcome":
+                scope = request.POST.get("scope", WelcomeMessage.Scope.DEFAULT)
+                services.welcome_message_save(
+                    actor=actor,
+                    scope=scope,
+                    guide_id=_int(request.POST.get("guide")),
+                    text=request.POST.get("text", ""),
+                )
+            elif form == "asset":
+                upload = request.FILES.get("file")
+                services.welcome_asset_upload(
+                    actor=actor,
+                    kind=request.POST.get("kind", "image"),
+                    name=upload.name if upload else "",
+                    content=upload.read() if upload else b"",
+                    content_type=upload.content_type if upload else "",
+                )
+            elif form == "logo":
+                upload = request.FILES.get("logo")
+                services.qr_branding_save(
+                    actor=actor,
+                    logo=(upload.read() if upload else None) if not request.POST.get("remove") else b"",
+                    caption=request.POST.get("caption"),
+                )
+        except SiyuError as exc:
+            if exc.status_code in (403, 404):
+                raise
+            errors[form or "form"] = exc.message
+        else:
+            messages.success(request, gettext("Saved."))
+            return redirect("console:channel_welcome")
+    context = {
+        "welcomes": sel.welcome_messages(actor=actor),
+        "assets": sel.welcome_assets(actor=actor),
+        "guides": guide_list(actor=actor).filter(status=Guide.Status.ACTIVE),
+        "branding": sel.qr_branding(tenant_id=actor.tenant_id),
+        "errors": errors,
+        "can_manage": _can_manage(request),
+        "is_hq": actor.is_brand_wide,
+        "tab": "welcome",
+    }
+    return render(request, "console/channels/welcome.html", context, status=422 if errors else 200)
+
+
+@require_GET
+@console_view
+def channel_welcome_sends(request: ConsoleRequest) -> HttpResponse:
+    status = request.GET.get("status", WelcomeSend.Status.FAILED)
+    status = status if status in WelcomeSend.Status.values else ""
+    sends = sel.welcome_send_list(actor=request.actor, status=status)
+    page = Paginator(sends, PAGE).get_page(request.GET.get("page"))
+    rows = [(s, REASONS.get(s.errcode, s.error)) for s in page.object_list]
+    context = {"page": page, "rows": rows, "status": status, "statuses": WelcomeSend.Status.choices, "tab": "sends"}
+    return render(request, "console/channels/sends.html", context)
+
+
+urlpatterns: list[URLPattern] = [
+    path("acquisition/channel-codes/", channel_codes, name="channel_codes"),
+    path("acquisition/channel-codes/new/", channel_code_new, name="channel_code_new"),
+    path("acquisition/channel-codes/welcome/", channel_welcome, name="channel_welcome"),
+    path("acquisition/channel-codes/sends/", channel_welcome_sends, name="channel_welcome_sends"),
+    path("acquisition/channel-codes/<int:live_code_id>/", channel_code_detail, name="channel_code_detail"),
+    path("acquisition/channel-codes/<int:live_code_id>/edit/", channel_code_edit, name="channel_code_edit"),
+    path("acquisition/channel-codes/<int:live_code_id>/poster/", channel_code_poster, name="channel_code_poster"),
+    re_path(
+        r"^acquisition/channel-codes/(?P<live_code_id>[0-9]+)/qr\.(?P<fmt>png|svg)$",
+        channel_code_qr,
+        name="channel_code_qr",
+    ),
+    re_path(
+        r"^acquisition/channel-codes/(?P<live_code_id>[0-9]+)/(?P<action>pause|resume|delete|retry)/$",
+        channel_code_action,
+        name="channel_code_action",
+    ),
+    re_path(r"^c/qr/(?P<token>[A-Za-z0-9_-]{20,64})\.(?P<fmt>png|svg)$", channel_qr_public, name="channel_qr_public"),
+]

@@ -27,6 +27,7 @@ class Call:
     body: dict[str, Any]
     now: float
     config: EmulatorConfig
+    raw: bytes = b""  # the undecoded body, for routes taking multipart uploads (media/upload)
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,25 @@ class Route:
     # Customer-contact APIs need a token of an app configured in 「可调用应用」, else 48002 (wecom-api.md §1).
     contact_api: bool
     writes: bool
+    raw_body: bool = False  # multipart, not JSON: the handler reads Call.raw
 
 
 ROUTES: dict[str, Route] = {}
 
 
 def route(
-    path: str, *, methods: tuple[str, ...] = ("POST",), contact_api: bool = True, writes: bool = False
+    path: str,
+    *,
+    methods: tuple[str, ...] = ("POST",),
+    contact_api: bool = True,
+    writes: bool = False,
+    raw_body: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         full = "/cgi-bin/" + path
         if full in ROUTES:
             raise RuntimeError(f"{full} registered twice")
-        ROUTES[full] = Route(full, handler, methods, contact_api, writes)
+        ROUTES[full] = Route(full, handler, methods, contact_api, writes, raw_body)
         return handler
 
     return register
@@ -63,6 +70,7 @@ def load_routes() -> dict[str, Route]:
         groupchat,
         groupmsg,
         join_way,
+        media,
         moments,
         org,
         tags,

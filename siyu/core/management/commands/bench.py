@@ -16,6 +16,8 @@ from rich.console import Console
 BENCHES: dict[str, str] = {
     "callbacks": "siyu.wecom.bench:run",
     "console": "siyu.console.bench:run",
+    "welcome": "siyu.channels.bench:run",
+    "stores": "siyu.storecodes.bench:run",
 }
 
 
@@ -40,6 +42,11 @@ class Command(BaseCommand):
             help="callbacks: the PostgreSQL database to create and drop (default: siyu_bench on the configured server)",
         )
         parser.add_argument("--keep", action="store_true", help="callbacks: keep the bench database afterwards")
+        # welcome: scans of a live code → welcome messages sent, through the emulator, server and worker
+        parser.add_argument("--adds", type=int, default=200, help="welcome: how many scans")
+        parser.add_argument("--rate", type=float, default=10.0, help="welcome: scans per second")
+        parser.add_argument("--stores", type=int, default=10_000, help="stores: how many stores the brand has")
+        parser.add_argument("--lookups", type=int, default=5_000, help="stores: how many locator lookups to time")
 
     def handle(self, *args: Any, **options: Any) -> None:
         module_name, _, func_name = BENCHES[options["name"]].partition(":")

@@ -47,6 +47,8 @@ logger = logging.getLogger("siyu.worker")
 def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
     """One pass of the recovery sweep (see the module docstring); logs what it found, raises nothing."""
     # `worker` is a composition root, like `serve`: it may call into the contexts whose work it recovers.
+    from siyu.campaigns.services import fission_settle_due
+    from siyu.channels.services import live_codes_rebalance_due
     from siyu.inheritance.services import transfer_sweep
     from siyu.wecom.services import raw_callback_requeue
 
@@ -57,6 +59,10 @@ def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
                 logger.warning("recovered jobs of dead workers: %d queued again, %d failed", jobs.requeued, jobs.failed)
             _prune_finished_jobs()
         raw_callback_requeue(older_than=older_than)
+        # Live codes whose guide rota changes with the clock (schedules, daily caps reset at midnight).
+        live_codes_rebalance_due()
+        # Fission invites whose 24-hour hold ended while their settle job was lost.
+        fission_settle_due()
         # Transfers whose submit or poll job was lost (their own, longer threshold: a poll waits out 24 hours).
         transfer_sweep()
     except Exception:
@@ -172,6 +178,10 @@ class Command(BaseCommand):
             # The start-up jitter spreads a fleet's polling; a burst run wants its jobs done now.
             startup_delay=not burst,
             max_tasks=max_jobs,
+            # How long an idle worker waits before looking for jobs again. Short, because a welcome message must
+            # reach WeCom within 20 s of the add (siyu aims at 2 s): django-tasks-db's default second would be
+            # half of that budget. An idle poll is one indexed query.
+            interval=settings.SIYU_WORKER_POLL_SECONDS,
             # Names this process (host, pid, start time), so a later sweep can tell it died (siyu.core.jobs).
             worker_id=worker_id_new(),
             verbosity=verbosity,
