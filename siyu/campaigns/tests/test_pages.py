@@ -61,6 +61,20 @@ def test_hq_creates_a_campaign_and_reads_its_page(world: World) -> None:
     assert Campaign.objects.get().status == "draft"
 
 
+def test_hq_edits_a_campaign_through_the_same_form(world: World) -> None:
+    hq = login("hq")
+    hq.post("/acquisition/fission/new/", form_data(world))
+    campaign = Campaign.objects.get()
+    form = hq.get(f"/acquisition/fission/{campaign.id}/edit/").content.decode()
+    assert 'value="春季邀友"' in form
+    changed = form_data(world, name="夏季邀友", tier1_threshold=5, poster_caption="夏日好礼")
+    response = hq.post(f"/acquisition/fission/{campaign.id}/edit/", changed)
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.poster_caption) == ("夏季邀友", "夏日好礼")
+    assert "邀请 5 人：满100减20券" in hq.get(response["Location"]).content.decode()
+
+
 def test_form_errors_name_the_field(world: World) -> None:
     hq = login("hq")
     page = hq.post("/acquisition/fission/new/", form_data(world, ends_at="2026-02-01T00:00")).content.decode()

@@ -144,23 +144,27 @@ def fission_new(request: ConsoleRequest) -> HttpResponse:
     form = CampaignForm(request.POST or None, request.FILES or None, guides=_guides(actor), initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            campaign = services.campaign_create(
-                actor=actor,
-                name=form.cleaned_data["name"],
-                starts_at=form.cleaned_data["starts_at"],
-                ends_at=form.cleaned_data["ends_at"],
-                tiers=form.tiers(),
-                guide_ids=form.cleaned_data["guides"],
-                poster_caption=form.cleaned_data["poster_caption"],
-                poster_background=_background(form),
-                settings=form.settings(),
-            )
+            campaign = services.campaign_create(actor=actor, **_campaign_fields(form))
         except SiyuError as exc:
             _add_error(form, exc)
         else:
             messages.success(request, gettext("Campaign created. Activate it to make its entry code."))
             return redirect("console:fission_detail", campaign_id=campaign.id)
     return render(request, "console/campaigns/form.html", {"form": form, "campaign": None})
+
+
+def _campaign_fields(form: CampaignForm) -> dict[str, Any]:
+    """What the create and edit forms hand to the campaign services alike."""
+    return {
+        "name": form.cleaned_data["name"],
+        "starts_at": form.cleaned_data["starts_at"],
+        "ends_at": form.cleaned_data["ends_at"],
+        "tiers": form.tiers(),
+        "guide_ids": form.cleaned_data["guides"],
+        "poster_caption": form.cleaned_data["poster_caption"],
+        "poster_background": _background(form),
+        "settings": form.settings(),
+    }
 
 
 @require_http_methods(["GET", "POST"])
@@ -193,18 +197,7 @@ def fission_edit(request: ConsoleRequest, campaign_id: int) -> HttpResponse:
     form = CampaignForm(request.POST or None, request.FILES or None, guides=_guides(actor), initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.campaign_update(
-                actor=actor,
-                campaign_id=campaign.id,
-                name=form.cleaned_data["name"],
-                starts_at=form.cleaned_data["starts_at"],
-                ends_at=form.cleaned_data["ends_at"],
-                tiers=form.tiers(),
-                guide_ids=form.cleaned_data["guides"],
-                poster_caption=form.cleaned_data["poster_caption"],
-                poster_background=_background(form),
-                settings=form.settings(),
-            )
+            services.campaign_update(actor=actor, campaign_id=campaign.id, **_campaign_fields(form))
         except SiyuError as exc:
             _add_error(form, exc)
         else:
