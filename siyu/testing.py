@@ -44,6 +44,15 @@ VISIBLE = {
     "franchisee1": {"c1", "c3"},
     "outsider": set(),
 }
+# The guides each persona sees (by World.guides key): its stores' guides, a guide itself; brand B's HQ only its own.
+GUIDES_IN_SCOPE = {
+    "hq": {"G1", "G2", "G3", "IP"},
+    "region1": {"G1", "G2"},
+    "store1": {"G1"},
+    "guide1": {"G1"},
+    "franchisee1": {"G1", "G3"},
+    "outsider": {"GB"},
+}
 
 
 @dataclass

@@ -419,8 +419,10 @@ class StoreOut(Schema):
     address: str
     latitude: float | None
     longitude: float | None
-    opens_at: dt.time | None
-    closes_at: dt.time | None
+    hours: dict[str, list[list[str]]] = Field(
+        description='Weekly opening hours, {"mon": [["10:00", "22:00"]], ...}; [] a closed day, {} not set.'
+    )
+    temporarily_closed: bool
 
 
 class GuideOut(Schema):

@@ -50,7 +50,30 @@ def access_live_code(*, actor: Actor, live_code_id: int) -> LiveCode:
 
 
 def live_code_guides(code: LiveCode) -> list[LiveCodeGuide]:
+    """Every guide of the code. Unscoped: for the services and public pages; people read `live_code_members`."""
     return list(LiveCodeGuide.objects.filter(live_code=code).select_related("guide", "guide__store"))
+
+
+def live_code_members(*, actor: Actor, code: LiveCode) -> list[LiveCodeGuide]:
+    """The code's guides the actor may see: a store manager sees a code shared with another store (through its own
+    guide) but not who the other store's guides are."""
+    qs = LiveCodeGuide.objects.filter(tenant_id=actor.tenant_id, live_code=code)
+    if actor.guide_ids is not None:
+        qs = qs.filter(guide_id__in=sorted(actor.guide_ids))
+    return list(qs.select_related("guide", "guide__store").order_by("id"))
+
+
+def live_code_next_users(*, actor: Actor, code: LiveCode) -> list[str]:
+    """The WeCom members the next scan reaches, as far as the actor sees them (members of other stores left out)."""
+    users = list(code.wecom_users)
+    if actor.guide_ids is None or not users:
+        return users
+    seen = set(
+        Guide.objects.filter(
+            tenant_id=actor.tenant_id, id__in=sorted(actor.guide_ids), wecom_userid__in=users
+        ).values_list("wecom_userid", flat=True)
+    )
+    return [u for u in users if u in seen]
 
 
 def live_code_for_store(*, tenant_id: int, store_id: int) -> LiveCode | None:
@@ -102,12 +125,14 @@ def welcome_assets(*, actor: Actor) -> QuerySet[WelcomeAsset]:
 
 
 def welcome_send_list(*, actor: Actor, live_code_id: int | None = None, status: str = "") -> QuerySet[WelcomeSend]:
-    """Welcome sends of guides in scope, newest first (a code's, or the failures list with status=failed)."""
+    """Welcome sends of guides in scope, newest first (a code's, or the failures list with status=failed).
+
+    A code another brand's or outside the scope is not found (404), never an empty page confirming nothing."""
     qs = WelcomeSend.objects.filter(tenant_id=actor.tenant_id).select_related("guide", "live_code", "welcome_message")
     if actor.guide_ids is not None:
         qs = qs.filter(guide_id__in=actor.guide_ids)
     if live_code_id is not None:
-        qs = qs.filter(live_code_id=live_code_id)
+        qs = qs.filter(live_code_id=access_live_code(actor=actor, live_code_id=live_code_id).id)
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("-created_at", "-id")

@@ -150,7 +150,13 @@ GROUP_CODES = NavItem(
 STORE_CODES = NavItem(
     _("Store codes"),
     "console:store_codes",
-    also=("console:store_code_edit", "console:store_code_import", "console:store_code_settings"),
+    also=(
+        "console:store_code_detail",
+        "console:store_code_edit",
+        "console:store_code_import",
+        "console:store_code_import_status",
+        "console:store_code_settings",
+    ),
 )
 
 CHANNEL_CODES = NavItem(

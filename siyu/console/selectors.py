@@ -299,8 +299,10 @@ def describe_event(event: Event, guide_names: dict[int, str]) -> str:
             if props.get("state"):
                 parts.append(f"state={props['state']}")
             return " · ".join(p for p in parts if p)
-        case "contact.deleted_by_customer" | "contact.deleted_by_guide" | "message.received":
+        case "contact.deleted_by_customer" | "contact.deleted_by_guide" | "message.received" | "welcome.sent":
             return guide
+        case "welcome.failed":
+            return " · ".join(p for p in (guide, f"{props.get('errcode', '')} {props.get('error', '')}".strip()) if p)
         case "tag.added" | "tag.removed":
             source = dict(TagSource.choices).get(props.get("source", ""), "")
             return " · ".join(str(p) for p in (props.get("tag", f"#{props.get('tag_id')}"), source) if p)

@@ -67,8 +67,10 @@ class Store(TenantOwned):
     address = models.CharField(max_length=200, blank=True, default="")
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
-    opens_at = models.TimeField(null=True, blank=True)
-    closes_at = models.TimeField(null=True, blank=True)
+    # The weekly opening hours (siyu.core.hours): {"mon": [["10:00", "22:00"]], ...}, {} while not set.
+    hours = models.JSONField(default=dict, blank=True)
+    # 暂停营业: closed whatever the hours say (renovation, an outbreak, a lease dispute) until unmarked.
+    temporarily_closed = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="store_code_unique")]

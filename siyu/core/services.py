@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from siyu.core.errors import Conflict, PermissionDenied, ValidationFailed
+from siyu.core.hours import WeeklyHours, clean_hours_input
 from siyu.core.models import AuditLog, Franchisee, Guide, Membership, Region, Role, Store, Tenant
 from siyu.core.scopes import Actor
 
@@ -63,11 +64,13 @@ def store_create(
     address: str = "",
     latitude: Decimal | None = None,
     longitude: Decimal | None = None,
-    opens_at: dt.time | None = None,
-    closes_at: dt.time | None = None,
+    hours: WeeklyHours | str | None = None,
+    temporarily_closed: bool = False,
 ) -> Store:
+    """A store; `hours` is a weekly schedule as data or text (siyu.core.hours), None for "not set"."""
     if region.tenant_id != tenant.id or (franchisee is not None and franchisee.tenant_id != tenant.id):
         raise ValidationFailed("region and franchisee must belong to the same brand", field="region")
+    schedule = clean_hours_input(hours)
     return Store.objects.create(
         tenant=tenant,
         region=region,
@@ -78,8 +81,8 @@ def store_create(
         address=address,
         latitude=latitude,
         longitude=longitude,
-        opens_at=opens_at,
-        closes_at=closes_at,
+        hours=schedule,
+        temporarily_closed=temporarily_closed,
     )
 
 

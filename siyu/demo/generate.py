@@ -393,7 +393,11 @@ def customer_plan(*, org: OrgPlan, seed: int, customers: int, anchor: dt.datetim
         if channel.add_way is not None:
             if not channel.online or rng.random() < 0.62:
                 store = _pick(rng, org.stores, store_cum)
-                guide = _pick(rng, org.guides_by_store[store.code], guide_cum[store.code]).index
+                in_store = org.guides_by_store[store.code]
+                picked = _pick(rng, in_store, guide_cum[store.code]).index
+                # A lead through a channel's live code reaches one of the code's guides: the store's lead guide
+                # (the draw is made all the same, so the rest of the plan does not depend on the codes).
+                guide = in_store[0].index if channel.leads else picked
             else:
                 guide = brand_ip
         city = store.city if store and rng.random() < 0.85 else _pick(rng, city_names, city_cum)
@@ -742,3 +746,94 @@ def group_plan(*, org: OrgPlan, plan: CustomerPlan, activity: Sequence[ActivityS
         created_at = max(owner.joined_at, first_join - dt.timedelta(days=rng.randrange(1, 20), hours=rng.randrange(24)))
         groups.append(GroupSpec(len(groups), name, owner.index, created_at, tuple(members)))
     return groups
+
+
+# --- the fission campaign -------------------------------------------------------------------------------------
+
+# Of the campaign's joiners: who scans the campaign's own poster rather than a participant's, and who shares.
+FISSION_ENTRY_SHARE = 0.3
+FISSION_SHARER_SHARE = 0.45
+
+
+@dataclass(frozen=True, slots=True)
+class FissionJoin:
+    """One customer joining the fission campaign by adding its host (the brand IP) through a campaign code."""
+
+    customer: int  # plan index; the add is the customer's first follow
+    at: dt.datetime
+    inviter: int | None  # the join (index in FissionPlan.joins) whose poster they scanned; None: the campaign's
+    shared_at: dt.datetime | None  # when they opened their page and got their own poster; None: never did
+    # Devices (numbers) that opened the inviter's landing before this add; a sharer's own phone is its join index.
+    visits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FissionPlan:
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    joins: tuple[FissionJoin, ...]
+
+
+def fission_plan(*, plan: CustomerPlan, seed: int) -> FissionPlan:
+    """The running fission campaign's participants, drawn from the timeline: the referral adds of the brand IP
+    since the campaign began came through it, in time order.
+
+    Each joins through the campaign's poster or through the poster of an earlier participant who shares (posters
+    reach very different numbers of friends: a few participants bring most of them). A landing device
+    opens the inviter's page before each invite. Two inviters cheat, so the anti-fraud review has something to show:
+    one opens their own landing with their own phone (inviter_device), one with few devices, several times each
+    (device_reuse, few_devices).
+    """
+    rng = _rng(seed, "fission")
+    cal = plan.calendar
+    first_day = (cal.anchor.astimezone(TZ) - dt.timedelta(days=ref.FISSION_STARTED_DAYS)).date()
+    starts_at = dt.datetime.combine(first_day, ref.FISSION_STARTS_AT, tzinfo=TZ).astimezone(dt.UTC)
+    ends_at = starts_at + dt.timedelta(days=ref.FISSION_DAYS)
+    brand_ip = plan.org.brand_ip.index
+    adds = sorted(
+        (c.follows[0].added_at, c.index)
+        for c in plan.customers
+        if c.source == "referral" and c.follows and c.follows[0].guide == brand_ip
+        and starts_at <= c.follows[0].added_at < cal.anchor
+    )  # fmt: skip
+    joins: list[FissionJoin] = []
+    invites: dict[int, int] = {}
+    # Sharers: when they shared, and how many friends their poster reaches (most a few, some many).
+    reach: dict[int, tuple[dt.datetime, float]] = {}
+    for at, customer in adds:
+        sharers = [j for j, (since, _) in reach.items() if since < at]
+        inviter = None
+        if sharers and rng.random() >= FISSION_ENTRY_SHARE:
+            inviter = rng.choices(sharers, weights=[reach[j][1] for j in sharers])[0]
+            invites[inviter] = invites.get(inviter, 0) + 1
+        shared_at = None
+        if rng.random() < FISSION_SHARER_SHARE:
+            shared_at = at + dt.timedelta(minutes=rng.randrange(5, 240))
+            if shared_at < cal.anchor:  # else they share once the demo's time is over
+                reach[len(joins)] = (shared_at, rng.paretovariate(1.3))
+            else:
+                shared_at = None
+        joins.append(FissionJoin(customer, at, inviter, shared_at, ()))
+    # Landing devices: a fresh phone per invite, numbered after the participants' own phones.
+    device = itertools.count(len(joins))
+    visits = {j: (next(device),) for j, join in enumerate(joins) if join.inviter is not None}
+    ranked = sorted(invites, key=lambda j: (-invites[j], j))
+    reuser = next((j for j in ranked[1:] if invites[j] >= 4), None)
+    if reuser is not None:
+        # One phone opens the landing before every friend "adds", often twice: the friends are one person.
+        phone = next(device)
+        for j, join in enumerate(joins):
+            if join.inviter == reuser:
+                visits[j] = (phone, phone) if rng.random() < 0.6 else (phone,)
+    self_visitor = next((j for j in ranked[2:] if j != reuser and rng.random() < 0.5), None)
+    if self_visitor is not None:
+        first = next(j for j, join in enumerate(joins) if join.inviter == self_visitor)
+        visits[first] = (self_visitor, *visits[first])
+    return FissionPlan(
+        starts_at=starts_at,
+        ends_at=ends_at,
+        joins=tuple(
+            FissionJoin(join.customer, join.at, join.inviter, join.shared_at, visits.get(j, ()))
+            for j, join in enumerate(joins)
+        ),
+    )

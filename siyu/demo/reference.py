@@ -7,8 +7,10 @@ their real centre coordinates and districts, well-known malls, WeCom add-way cod
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
+from siyu.channels.models import LiveCode
 from siyu.core.models import Role
 from siyu.customers.models import FollowRelation
 from siyu.tags.models import TagSource
@@ -38,6 +40,14 @@ LOGIN_REGION = "EC"
 LOGIN_STORE = "S001"
 LOGIN_GUIDE = "s001-01"  # the first guide of S001, who never departs and adds the most customers
 LOGIN_FRANCHISEE = "F01"
+
+
+def corp_id_for(slug: str) -> str:
+    """The WeCom corp of the demo brand loaded under `slug`: BRAND_CORP_ID for the demo itself, a corp id of its
+    own for any other slug (a second demo brand, as tests load), since one corp connects to one brand only."""
+    if slug == BRAND_SLUG:
+        return BRAND_CORP_ID
+    return "ww" + hashlib.sha256(slug.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -155,13 +165,18 @@ class Channel:
     state: str  # template; {store} {yymm} {mmdd} {shop} are filled in
     online: bool  # online leads are routed to any store's guide or to the brand IP
     tag: str  # the 渠道 tag applied on add ("" for none)
+    # The channel's adds come through one of LIVE_CODES, whose guides are the brand IP and every store's lead
+    # guide: an online lead routed to a store reaches its lead guide, not any guide of it.
+    leads: bool = False
 
 
 CHANNELS: tuple[Channel, ...] = (
     Channel("store_qr", 38, FollowRelation.AddWay.QR_CODE, "store-{store}", online=False, tag="门店扫码"),
-    Channel("douyin_ad", 9, FollowRelation.AddWay.QR_CODE, "ad-douyin-{yymm}", online=True, tag="抖音投放"),
-    Channel("xiaohongshu", 7, FollowRelation.AddWay.QR_CODE, "xhs-note-{yymm}", online=True, tag="小红书"),
-    Channel("delivery_card", 10, FollowRelation.AddWay.QR_CODE, "bag-card-{shop}", online=True, tag="{shop_tag}"),
+    Channel("douyin_ad", 9, FollowRelation.AddWay.QR_CODE, "ad-douyin", online=True, tag="抖音投放", leads=True),
+    Channel("xiaohongshu", 7, FollowRelation.AddWay.QR_CODE, "xhs-note", online=True, tag="小红书", leads=True),
+    Channel(
+        "delivery_card", 10, FollowRelation.AddWay.QR_CODE, "bag-card-{shop}", online=True, tag="{shop_tag}", leads=True
+    ),
     Channel("live", 6, FollowRelation.AddWay.CHANNELS, "live-{mmdd}", online=True, tag="直播间"),
     Channel("referral", 8, FollowRelation.AddWay.CARD_SHARE, "fission-{yymm}", online=True, tag="老带新"),
     Channel("group_chat", 5, FollowRelation.AddWay.GROUP_CHAT, "", online=False, tag=""),
@@ -207,6 +222,7 @@ DISCOUNTS = (1.0, 1.0, 0.95, 0.9, 0.85, 0.8)
 COUPONS_CENTS = (0, 0, 0, 0, 1000, 2000, 3000, 5000)
 
 # (group, order, source, tags): the brand's tag catalogue. The source is who applies tags of the group.
+# fmt: off
 TAG_GROUPS: tuple[tuple[str, int, str, tuple[str, ...]], ...] = (
     ("会员等级", 70, TagSource.TIER, ("普通会员", "银卡会员", "金卡会员", "黑金会员")),
     ("RFM分层", 60, TagSource.RFM, (
@@ -219,6 +235,7 @@ TAG_GROUPS: tuple[tuple[str, int, str, tuple[str, ...]], ...] = (
     ("渠道", 20, TagSource.CHANNEL, ("门店扫码", "抖音投放", "小红书", "天猫", "京东", "直播间", "老带新")),
     ("意向", 10, TagSource.BEHAVIOUR, ("高意向", "咨询价格", "询问成分", "活动参与", "浏览未购")),
 )
+# fmt: on
 # Member tiers by lifetime spend in fen: (lower bound, tag).
 TIERS: tuple[tuple[int, str], ...] = (
     (800_000, "黑金会员"),
@@ -267,4 +284,98 @@ CAMPAIGNS: tuple[tuple[int, int, int, int, float], ...] = (
 HOUR_WEIGHTS: tuple[float, ...] = (
     0.3, 0.15, 0.1, 0.05, 0.05, 0.1, 0.2, 0.5, 0.9, 1.2, 1.5, 1.7,
     2.2, 2.0, 1.6, 1.5, 1.5, 1.6, 1.8, 2.2, 2.8, 3.0, 2.6, 1.2,
+)  # fmt: skip
+
+# --- acquisition: live codes, welcome messages, group codes, the fission campaign -----------------------------
+
+# The 「联系我」 channel codes besides the stores' own (state `store-<code>`, see STORE_CODE_*), with the 渠道 tag each
+# applies on add. Their states are the ones CHANNELS gives those adds, so each code's stats show the year's history.
+
+
+@dataclass(frozen=True)
+class LiveCodeRef:
+    state: str
+    name: str
+    tag: str  # a 渠道 tag applied on add, "" for none
+    strategy: str
+    leads: bool  # the brand IP and every store's lead guide; False: the brand IP alone
+    daily_cap: int | None  # adds per guide and day through the code (None: no cap)
+    welcome: str
+    link: tuple[str, str, str] | None = None  # (title, url, description) of a link attached to the welcome
+
+
+LIVE_CODES: tuple[LiveCodeRef, ...] = (
+    LiveCodeRef(
+        "ad-douyin", "抖音信息流投放", "抖音投放", LiveCode.Strategy.LEAST_LOADED, True, None,
+        "{客户昵称}您好，感谢从抖音来找我！我是澄光美妆的{导购}。直播同款小金瓶精华的新客专享券已为您备好，"
+        "点下方链接领取，48小时内有效哦～",
+        ("新客专享：小金瓶精华立减50元", "https://m.chengguang.example/coupon/douyin", "抖音粉丝专享，48小时内有效"),
+    ),
+    LiveCodeRef(
+        "xhs-note", "小红书种草笔记", "小红书", LiveCode.Strategy.ROUND_ROBIN, True, None,
+        "哈喽{客户昵称}～看到小红书笔记来找我的宝子都有福利！回复「试用」免费申请丝绒唇釉试色装，"
+        "我是{导购}，肤质、色号问题随时问我～",
+    ),
+    LiveCodeRef(
+        "bag-card-tmall", "天猫旗舰店包裹卡", "天猫", LiveCode.Strategy.ROUND_ROBIN, True, 40,
+        "{客户昵称}您好，感谢在澄光美妆天猫旗舰店下单！我是您的专属售后顾问{导购}，使用中有任何问题都可以找我。"
+        "回复「会员」加入会员，下单立享95折～",
+    ),
+    LiveCodeRef(
+        "bag-card-jd", "京东旗舰店包裹卡", "京东", LiveCode.Strategy.ROUND_ROBIN, True, 25,
+        "{客户昵称}您好，感谢在澄光美妆京东旗舰店购买！我是{导购}，产品用法、售后问题都可以直接问我，"
+        "每周三会员日还有专属福利哦～",
+    ),
+    LiveCodeRef(
+        "ip-haowu", "官方IP·好物体验官", "", LiveCode.Strategy.ROUND_ROBIN, False, None,
+        "嗨{客户昵称}，我是澄光好物体验官～新品试用名额、直播预告和会员日福利都会在这里第一时间通知你，"
+        "记得把我设为星标哦！",
+    ),
+)  # fmt: skip
+# The brand IP's code: the store locator shows it when no store is near (or open).
+FALLBACK_CODE_STATE = "ip-haowu"
+
+# The stores' own codes (门店活码): each store's active guides. Flagships (the busiest malls) hand each scan to the
+# guide with the fewest adds today; franchise stores cap each guide's adds a day (their guides also serve walk-ins
+# at the counter); the other stores take turns.
+STORE_CODE_NAME = "{store}·门店码"
+STORE_CODE_FLAGSHIP_WEIGHT = 1.5
+STORE_CODE_FRANCHISE_CAP = 15
+STORE_CODE_WELCOME = (
+    "{客户昵称}您好！欢迎来到{门店}，我是您的专属美妆顾问{导购}。回复「肤质」领取免费肤质测试，"
+    "到店出示这条消息可领小样一份，期待再见到您～"
+)
+STORE_CODE_LINK = (
+    "门店预约：免费肤质检测与上妆服务",
+    "https://m.chengguang.example/store/booking",
+    "到店前预约，免排队",
+)
+# The brand's default welcome (a scan of no code, or a code without its own message) and the brand IP's own.
+DEFAULT_WELCOME = (
+    "{客户昵称}您好，我是澄光美妆的{导购}，感谢添加！护肤、彩妆问题随时找我，新品上市和会员专属福利也会第一时间告诉您。"
+)
+BRAND_IP_WELCOME = (
+    "嗨{客户昵称}，我是澄光好物体验官～想了解新品、领试用、看直播预告都可以找我，回复「福利」查看本周会员日活动。"
+)
+
+# Group live codes (群活码) over the member groups of a few cities (name, ASCII slug for the state, threshold): the
+# code moves on when a group reaches its threshold, and WeCom opens the next group when all are full.
+GROUP_CODE_CITIES: tuple[tuple[str, str, int], ...] = (
+    ("杭州", "hangzhou", 180),
+    ("成都", "chengdu", 190),
+    ("武汉", "wuhan", 160),
+)
+GROUP_CODE_INVITE = "扫码加入澄光{city}会员群：每周三会员日福利、新品试用名额和直播预告都在群里～"
+
+# The running fission campaign (任务宝): the brand IP hosts it; shoppers scan the campaign poster or a participant's
+# own poster and add the brand IP. It began FISSION_STARTED_DAYS before the demo's anchor and runs FISSION_DAYS.
+FISSION_NAME = "澄光好友季·邀请有礼"
+FISSION_CAPTION = "扫码添加好物体验官，邀3位好友得50元无门槛券"
+FISSION_STARTED_DAYS = 21
+FISSION_DAYS = 35
+FISSION_STARTS_AT = dt.time(10, 0)
+# (invites, kind, reward, stock, payload)
+FISSION_TIERS: tuple[tuple[int, str, str, int | None, dict[str, object]], ...] = (
+    (3, "coupon", "50元无门槛券", None, {"coupon_template": "CG-FX-50"}),
+    (8, "gift", "小金瓶精华体验装 7ml", 60, {}),
 )

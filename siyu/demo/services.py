@@ -9,6 +9,9 @@ and hashed with `siyu.core.pii` as `customer_create` does, phone identities hold
 timeline event built and validated by `siyu.analytics.services.event_build` with the properties the services
 record (customer.created, contact.added, tag.added, order.paid, ...). What it leaves out on purpose is the
 per-row audit trail: a load is recorded by one `demo.load` audit row instead of 50,000 `customer.create` rows.
+
+The last phase, `acquisition` (siyu.demo.acquisition), makes the brand's live codes, group codes, store locator and
+fission campaign through the owning contexts' services, against a private in-process emulator (see there).
 """
 
 from __future__ import annotations
@@ -32,17 +35,21 @@ from siyu.commerce.models import Order
 from siyu.core import pii
 from siyu.core import services as core_services
 from siyu.core.errors import Conflict, ValidationFailed
+from siyu.core.hours import daily_hours
 from siyu.core.models import Franchisee, Guide, Membership, Region, Role, Store, Tenant
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
 from siyu.demo import reference as ref
+from siyu.demo.acquisition import acquisition_total, demo_acquisition_create
 from siyu.demo.generate import (
     ActivitySpec,
     CustomerPlan,
+    FissionPlan,
     GroupSpec,
     OrgPlan,
     activity_plan,
     customer_plan,
+    fission_plan,
     group_plan,
     local_midnight,
     org_plan,
@@ -234,6 +241,7 @@ class DemoRun:
         self._guide_ids: list[int] | None = None
         self._activity: list[ActivitySpec] | None = None
         self._groups: list[GroupSpec] | None = None
+        self._fission: FissionPlan | None = None
 
     @property
     def tenant_id(self) -> int:
@@ -268,6 +276,16 @@ class DemoRun:
         if self._groups is None:
             self._groups = group_plan(org=self.org, plan=self.plan, activity=self.activity, seed=self.load.seed)
         return self._groups
+
+    @property
+    def fission(self) -> FissionPlan:
+        if self._fission is None:
+            self._fission = fission_plan(plan=self.plan, seed=self.load.seed)
+        return self._fission
+
+    @property
+    def corp_id(self) -> str:
+        return ref.corp_id_for(self.load.slug)
 
     def group_ids(self) -> dict[str, tuple[int, str]]:
         """Group name → (database id, chat_id) of the demo's groups (their names are unique in the demo)."""
@@ -314,7 +332,7 @@ def demo_brand_create(*, run: DemoRun) -> int:
     if Tenant.objects.filter(slug=run.load.slug).exists():
         raise Conflict(f"a brand with slug {run.load.slug!r} exists but was not made by this loader", field="slug")
     org = run.org
-    tenant = core_services.tenant_create(name=ref.BRAND_NAME, slug=run.load.slug, wecom_corp_id=ref.BRAND_CORP_ID)
+    tenant = core_services.tenant_create(name=ref.BRAND_NAME, slug=run.load.slug, wecom_corp_id=run.corp_id)
     regions = {code: core_services.region_create(tenant=tenant, name=name, code=code) for code, name in ref.REGIONS}
     franchisees = {
         code: core_services.franchisee_create(tenant=tenant, name=name, code=code) for code, name in ref.FRANCHISEES
@@ -331,8 +349,7 @@ def demo_brand_create(*, run: DemoRun) -> int:
             address=s.address,
             latitude=s.latitude,
             longitude=s.longitude,
-            opens_at=s.opens_at,
-            closes_at=s.closes_at,
+            hours=daily_hours(s.opens_at, s.closes_at),
         )
         run.reporter.advance(1)
     for g in org.guides:
@@ -524,7 +541,7 @@ def demo_groups_insert(*, run: DemoRun) -> int:
         return hashlib.md5(",".join(sorted(everyone)).encode(), usedforsecurity=False).hexdigest()
 
     group_rows = (
-        (tenant_id, wecom_ids.chat_id(ref.BRAND_CORP_ID, DEMO_CHAT_BASE + g.index), g.name, guide_ids[g.owner], "",
+        (tenant_id, wecom_ids.chat_id(run.corp_id, DEMO_CHAT_BASE + g.index), g.name, guide_ids[g.owner], "",
          g.created_at, CustomerGroup.Status.ACTIVE, 1 + len(g.members), member_version(g), anchor)
         for g in groups
     )  # fmt: skip
@@ -657,6 +674,8 @@ PHASES: tuple[Phase, ...] = (
     Phase("orders", "orders (+ events)", lambda r: 2 * len(r.plan.orders) + sum(
         1 for o in r.plan.orders if o.refunded_at), demo_orders_insert),
     Phase("logins", "demo logins", lambda r: len(ref.LOGINS), demo_logins_create),
+    # Last, so that a brand loaded before this phase existed gets its codes on the next `siyu demo`.
+    Phase("acquisition", "live codes, group codes, fission", acquisition_total, demo_acquisition_create),
 )  # fmt: skip
 
 

@@ -4,27 +4,37 @@ that holds the same people as siyu's demo tables.
 `siyu demo` connects the demo brand to the emulator's URL (`demo_wecom_connect`); `siyu serve` starts the emulator
 and hands it the brand (`demo_emulator_attach`): the corp built from the loaded tables (`demo_corp`), the callback
 URL pointing back at siyu, and the behaviour simulator at a gentle rate, so the console shows live activity
-(customers adding guides through the stores' codes, deleting them, joining groups) arriving through signed
+(customers adding guides through the brand's live codes, deleting them, joining groups) arriving through signed
 callbacks exactly as from real WeCom. Because the corp mirrors the tables, a `siyu sync` of the demo brand
 changes nothing.
+
+The loader makes the brand's live codes, group codes and fission codes through the owning contexts' services, which
+create their WeCom ways as they would in production. It runs before any emulator is up, so for that phase the
+connection points at a private emulator in the loader's own process (`demo_wecom_offline`), holding the same
+corp; the ways it answers with (config_id, qr_code, users, chats) are what siyu stores, and what `demo_corp`
+later gives the real emulator, so the two agree without the loader needing a network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+from django.conf import settings
 from django.db import transaction
 
+from siyu.channels.models import LiveCode
 from siyu.core import pii
 from siyu.core.models import Guide, Region, Store, Tenant
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
 from siyu.demo import reference as ref
-from siyu.emulator import ids
+from siyu.emulator.config import EmulatorConfig
+from siyu.emulator.core import Emulator
 from siyu.emulator.model import (
     App,
     ContactWay,
@@ -34,10 +44,12 @@ from siyu.emulator.model import (
     Follow,
     GroupChat,
     GroupChatMember,
+    JoinWay,
     Member,
     to_jsonable,
 )
-from siyu.groups.models import CustomerGroup, GroupMember
+from siyu.emulator.server import serve_in_thread
+from siyu.groups.models import CustomerGroup, GroupCode, GroupMember, MigrationSource
 from siyu.wecom.crypto import new_callback_token, new_encoding_aes_key
 from siyu.wecom.models import WeComConnection
 from siyu.wecom.selectors import connection_for_tenant, connection_secrets
@@ -47,8 +59,10 @@ CONTACT_AGENTID = 1000002  # the self-built app with customer-contact permission
 ROOT_DEPARTMENT = 1
 # WeCom member status (user/get): 1 active, 5 resigned.
 MEMBER_ACTIVE, MEMBER_RESIGNED = 1, 5
-# Online campaigns whose 「联系我」 codes the simulated shoppers scan besides the stores' (state → remark).
-CAMPAIGN_WAYS = (("ad-douyin-live", "抖音投放"), ("xhs-note-new", "小红书笔记"), ("bag-card-tmall", "天猫包裹卡"))
+# The loader's private emulator numbers the ways it creates from here (ids derive from the corp's counter): far
+# above where a pushed demo corp's counter continues (one step per follow relation), so a way created later on
+# the real emulator never gets the id of one the loader made.
+LOADER_SEQ_BASE = 30_000_000
 
 
 def emulator_api_url(emulator_url: str) -> str:
@@ -65,7 +79,7 @@ def demo_wecom_connect(*, tenant: Tenant, emulator_url: str) -> WeComConnection:
     if connection is None:
         return connection_create(
             actor=actor,
-            corp_id=ref.BRAND_CORP_ID,
+            corp_id=tenant.wecom_corp_id or ref.BRAND_CORP_ID,
             agent_id=str(CONTACT_AGENTID),
             contact_secret=new_encoding_aes_key(),  # any 43 random letters and digits do for the emulator's secret
             callback_token=new_callback_token(),
@@ -77,14 +91,37 @@ def demo_wecom_connect(*, tenant: Tenant, emulator_url: str) -> WeComConnection:
     return connection
 
 
+@contextmanager
+def demo_wecom_offline(*, tenant: Tenant) -> Iterator[WeComConnection]:
+    """Within the block, the demo brand's WeCom is a private emulator in this process holding the brand's corp (its
+    members and groups): services calling WeCom get the answers the real emulator would give, without a network.
+
+    The brand is connected first (`demo_wecom_connect`, to SIYU_EMULATOR_URL), its connection pointed at the private
+    emulator for the block and back at SIYU_EMULATOR_URL after it; the QR links the private emulator hands out
+    already name SIYU_EMULATOR_URL, where `siyu serve` runs the real one. Use inside a transaction: should the block
+    fail, the rollback restores the connection as it was.
+    """
+    connection = demo_wecom_connect(tenant=tenant, emulator_url=settings.SIYU_EMULATOR_URL)
+    corp = demo_corp(tenant=tenant, contacts=False)
+    corp.seq = max(corp.seq, LOADER_SEQ_BASE)
+    server = serve_in_thread(Emulator(EmulatorConfig(public_url=settings.SIYU_EMULATOR_URL.rstrip("/")), [corp]))
+    try:
+        WeComConnection.objects.filter(pk=connection.pk).update(api_base_url=emulator_api_url(server.url))
+        yield connection
+        WeComConnection.objects.filter(pk=connection.pk).update(api_base_url=connection.api_base_url)
+    finally:
+        server.stop()
+
+
 def _unix(value: dt.datetime) -> int:
     return int(value.timestamp())
 
 
-def demo_corp(*, tenant: Tenant, public_url: str) -> Corp:
+def demo_corp(*, tenant: Tenant, contacts: bool = True) -> Corp:
     """The demo brand as WeCom would hold it: departments for HQ, regions and stores, the guides and the brand IP as
-    members, every customer with a WeCom identity and their active follow relations, and a 「联系我」 code per store
-    (state `store-<code>`, the store's active guides) plus a few campaign codes. Reads only."""
+    members, every customer with a WeCom identity and their active follow relations (unless `contacts` is False),
+    the customer groups, and the 「联系我」 and 「加入群聊」 ways of the brand's live codes and group codes as siyu
+    stored them when WeCom created them. Reads only."""
     connection = connection_for_tenant(tenant_id=tenant.id)
     if connection is None:
         raise LookupError("the demo brand has no WeCom connection: run `siyu demo` first")
@@ -131,22 +168,17 @@ def demo_corp(*, tenant: Tenant, public_url: str) -> Corp:
             dimission_time=_unix(guide.joined_at or dt.datetime(2025, 1, 1, tzinfo=dt.UTC)) if departed else 0,
         )
 
-    external = dict(
-        Identity.objects.filter(tenant=tenant, kind=Identity.Kind.WECOM_EXTERNAL_USERID).values_list(
-            "customer_id", "value"
-        )
-    )
-    unionids = dict(
-        Identity.objects.filter(tenant=tenant, kind=Identity.Kind.UNIONID).values_list("customer_id", "value")
-    )
+    # Without contacts (the loader's private emulator) group members need no unionid either.
+    identities = Identity.objects.filter(tenant=tenant) if contacts else Identity.objects.none()
+    external = dict(identities.filter(kind=Identity.Kind.WECOM_EXTERNAL_USERID).values_list("customer_id", "value"))
+    unionids = dict(identities.filter(kind=Identity.Kind.UNIONID).values_list("customer_id", "value"))
     follows: dict[int, list[FollowRelation]] = defaultdict(list)
-    for relation in FollowRelation.objects.filter(tenant=tenant, status=FollowRelation.Status.ACTIVE).order_by(
-        "added_at", "id"
-    ):
+    relations = FollowRelation.objects.filter(tenant=tenant, status=FollowRelation.Status.ACTIVE)
+    for relation in relations.order_by("added_at", "id") if contacts else ():
         follows[relation.customer_id].append(relation)
     seq = 0
     customers = Customer.objects.filter(tenant=tenant).order_by("id").values_list("id", "name_enc", "gender")
-    for customer_id, name_enc, gender in customers.iterator(chunk_size=5000):
+    for customer_id, name_enc, gender in customers.iterator(chunk_size=5000) if contacts else ():
         if customer_id not in follows:
             continue
         external_userid = external.get(customer_id)
@@ -172,7 +204,8 @@ def demo_corp(*, tenant: Tenant, public_url: str) -> Corp:
         corp.contacts[external_userid] = contact
     corp.seq = seq
     _add_group_chats(corp, tenant=tenant, userid_of=userid_of, unionid_of=unionids, external_of=external)
-    _add_contact_ways(corp, tenant=tenant, guides=guides, public_url=public_url)
+    _add_contact_ways(corp, tenant=tenant)
+    _add_join_ways(corp, tenant=tenant)
     corp.reindex()
     return corp
 
@@ -213,34 +246,46 @@ def _add_group_chats(
         )
 
 
-def _add_contact_ways(corp: Corp, *, tenant: Tenant, guides: list[Guide], public_url: str) -> None:
-    now = int(time.time())
-    active = [g for g in guides if g.status == Guide.Status.ACTIVE]
-    by_store: dict[int, list[str]] = defaultdict(list)
-    for guide in active:
-        if guide.store_id is not None:
-            by_store[guide.store_id].append(guide.wecom_userid)
-    ways: list[tuple[str, str, list[str]]] = [
-        (f"store-{store.code}", f"{store.name} 门店码", by_store[store.id])
-        for store in Store.objects.filter(tenant=tenant).order_by("id")
-        if by_store.get(store.id)
-    ]
-    brand_ip = [g.wecom_userid for g in active if g.kind == Guide.Kind.BRAND_IP]
-    first_guides = [users[0] for _, _, users in ways[:5]]
-    ways += [(state, remark, brand_ip + first_guides) for state, remark in CAMPAIGN_WAYS]
-    for state, remark, users in ways:
-        corp.seq += 1
-        config_id = ids.config_id(corp.corp_id, corp.seq)
-        corp.contact_ways[config_id] = ContactWay(
-            config_id=config_id,
-            type=2,  # multi-member code
+def _add_contact_ways(corp: Corp, *, tenant: Tenant) -> None:
+    """The 「联系我」 ways of the brand's live codes (paused ones too: WeCom has no paused way), as their code's
+    service created and last updated them: one member (the strategy's pick) and the code's state."""
+    codes = LiveCode.objects.filter(tenant=tenant).exclude(status=LiveCode.Status.DELETED).exclude(config_id="")
+    for code in codes.order_by("id"):
+        users = list(code.wecom_users)
+        corp.contact_ways[code.config_id] = ContactWay(
+            config_id=code.config_id,
+            type=1 if len(users) == 1 else 2,  # as contact_way_add asks for it
             scene=2,  # QR code
-            create_time=now,
-            seq=corp.seq,
+            create_time=_unix(code.created_at),
+            seq=corp.next_seq(),
+            remark=code.name[:30],
+            state=code.wecom_state or code.state,
+            user=users,
+            qr_code=code.qr_code,
+        )
+
+
+def _add_join_ways(corp: Corp, *, tenant: Tenant) -> None:
+    """The 「加入群聊」 ways of the brand's group codes and migration posters, as siyu last wrote them to WeCom."""
+    owners: list[tuple[GroupCode | MigrationSource, GroupCode, str]] = [
+        (code, code, code.name) for code in GroupCode.objects.filter(tenant=tenant).exclude(config_id="")
+    ]
+    sources = MigrationSource.objects.filter(tenant=tenant).exclude(config_id="").select_related("migration__code")
+    owners += [(s, s.migration.code, f"{s.migration.name}·{s.name}") for s in sources]
+    for owner, code, remark in sorted(owners, key=lambda o: o[0].config_id):
+        corp.join_ways[owner.config_id] = JoinWay(
+            config_id=owner.config_id,
+            scene=2,  # QR code
+            create_time=_unix(code.created_at),
+            seq=corp.next_seq(),
+            agentid=CONTACT_AGENTID,
+            chat_id_list=list(owner.way_chat_ids),
             remark=remark[:30],
-            state=state[:30],
-            user=users[:100],
-            qr_code=f"{public_url.rstrip('/')}/emulator/qr/{config_id}.svg",
+            auto_create_room=int(code.auto_create),
+            room_base_name=code.room_base_name,
+            room_base_id=code.room_base_id,
+            state=owner.state,
+            qr_code=owner.qr_code,
         )
 
 
@@ -267,7 +312,7 @@ def demo_emulator_attach(
         summary = next((c for c in held if c["corp_id"] == connection.corp_id), None)
         pushed = summary is None
         if pushed:
-            corp = demo_corp(tenant=tenant, public_url=base)
+            corp = demo_corp(tenant=tenant)
             client.post("/emulator/corps", json=to_jsonable(corp)).raise_for_status()
             customers = len(corp.contacts)
         else:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from siyu.core.errors import NotFound, PermissionDenied
@@ -122,12 +122,49 @@ def access_group_code(*, actor: Actor, code_id: int) -> GroupCode:
 
 
 def group_code_slots(*, code: GroupCode) -> list[GroupCodeSlot]:
-    """The code's groups in order, each with its group (and the group's owner)."""
+    """The code's groups in order, each with its group (and the group's owner). Unscoped: for the services and the
+    public pages; what a person reads goes through `group_code_slots_in_scope`."""
     return list(
         GroupCodeSlot.objects.filter(tenant_id=code.tenant_id, code=code)
         .select_related("group", "group__owner")
         .order_by("position", "id")
     )
+
+
+def _slots_in_scope(actor: Actor) -> QuerySet[GroupCodeSlot]:
+    # A code belongs to a store, but HQ may put groups of other stores' guides on it: a store manager sees the
+    # code and, on it, only the groups whose owner is in its scope (as the group list shows them).
+    qs = GroupCodeSlot.objects.filter(tenant_id=actor.tenant_id)
+    if actor.guide_ids is not None:
+        qs = qs.filter(group__owner_id__in=sorted(actor.guide_ids))
+    return qs
+
+
+def group_code_slots_in_scope(*, actor: Actor, code: GroupCode) -> list[GroupCodeSlot]:
+    """The code's groups the actor may see (their owner is in scope), in order."""
+    return list(
+        _slots_in_scope(actor).filter(code=code).select_related("group", "group__owner").order_by("position", "id")
+    )
+
+
+def group_code_slot_counts(*, actor: Actor, codes: Collection[GroupCode]) -> dict[int, int]:
+    """How many groups in scope each code has (the list page), in one query."""
+    rows = (
+        _slots_in_scope(actor)
+        .filter(code_id__in=[c.id for c in codes])
+        .values("code_id")
+        .annotate(n=Count("id"))
+        .values_list("code_id", "n")
+    )
+    return {c.id: 0 for c in codes} | dict(rows)
+
+
+def group_chats_in_scope(*, actor: Actor, chat_ids: Iterable[str]) -> set[str]:
+    """Those of `chat_ids` whose group the actor sees (where a code sends joiners, without naming other stores')."""
+    wanted = set(chat_ids)
+    if not wanted or actor.guide_ids is None:
+        return wanted  # HQ sees every group of the brand (a code's chats are always its own brand's)
+    return set(group_list(actor=actor).filter(chat_id__in=sorted(wanted)).values_list("chat_id", flat=True))
 
 
 def group_code_for_store(*, tenant_id: int, store_id: int) -> GroupCode | None:
@@ -270,9 +307,10 @@ def _daily(rows: Iterable[tuple[dt.datetime | None, dt.datetime | None]], days: 
 def group_code_stats(*, actor: Actor, code_id: int, days: int = 30, now: dt.datetime | None = None) -> CodeStats:
     """Per group and per day: customers who joined and left the code's groups, and members now.
 
+    Only the groups in the actor's scope are listed and counted (a store manager's totals are its own groups').
     Counted from the mirrored member rows (one per person and group: a re-join moves its join time)."""
     code = access_group_code(actor=actor, code_id=code_id)
-    slots = group_code_slots(code=code)
+    slots = group_code_slots_in_scope(actor=actor, code=code)
     rows = GroupMember.objects.filter(
         tenant_id=actor.tenant_id,
         group_id__in=[s.group_id for s in slots],

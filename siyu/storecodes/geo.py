@@ -1,4 +1,4 @@
-"""Geometry and opening hours of the store locator (门店活码), pure functions without the database.
+"""Geometry of the store locator (门店活码), pure functions without the database (opening hours: siyu.core.hours).
 
 Distances are great-circle (haversine) on a sphere of the Earth's mean radius: over the few kilometres a
 locator searches, the sphere is within 0.5 % of the ellipsoid, far below the accuracy of a phone's position.
@@ -6,7 +6,6 @@ locator searches, the sphere is within 0.5 % of the ellipsoid, far below the acc
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -65,42 +64,6 @@ def bounding_boxes(point: Point, radius_m: float) -> list[Box]:
     if lng_max > 180.0:
         return [Box(lat_min, lat_max, lng_min, 180.0), Box(lat_min, lat_max, -180.0, lng_max - 360.0)]
     return [Box(lat_min, lat_max, lng_min, lng_max)]
-
-
-# --- opening hours ------------------------------------------------------------------------------------------
-
-
-def hours_known(opens_at: dt.time | None, closes_at: dt.time | None) -> bool:
-    return opens_at is not None and closes_at is not None
-
-
-def is_open(opens_at: dt.time | None, closes_at: dt.time | None, local_time: dt.time) -> bool:
-    """Whether a store is open at the wall-clock `local_time`.
-
-    - no hours (either time missing): treated as open — the brand has not said otherwise, and the guide's
-      WeCom code works at any hour;
-    - opens == closes: open around the clock (24 小时营业);
-    - closes < opens: open overnight, e.g. 18:00–02:00 is open from 18:00 until 02:00 the next morning;
-    - otherwise opens ≤ t < closes (closing time itself is closed).
-    """
-    if opens_at is None or closes_at is None:
-        return True
-    t = local_time.replace(tzinfo=None)
-    if opens_at == closes_at:
-        return True
-    if opens_at < closes_at:
-        return opens_at <= t < closes_at
-    return t >= opens_at or t < closes_at
-
-
-def hours_label(opens_at: dt.time | None, closes_at: dt.time | None) -> str:
-    """ "10:00–22:00", "18:00–次日02:00" (overnight), "24h", or "" (unknown); the page translates the words."""
-    if opens_at is None or closes_at is None:
-        return ""
-    if opens_at == closes_at:
-        return "24h"
-    start, end = opens_at.strftime("%H:%M"), closes_at.strftime("%H:%M")
-    return f"{start}–{end}" if opens_at < closes_at else f"{start}–+1 {end}"
 
 
 # --- input --------------------------------------------------------------------------------------------------

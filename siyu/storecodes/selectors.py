@@ -15,15 +15,16 @@ from functools import reduce
 from operator import or_
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from siyu.core.errors import NotFound, PermissionDenied
+from siyu.core.hours import WeeklyHours, is_open
 from siyu.core.models import Role, Store
 from siyu.core.scopes import Actor
 from siyu.core.selectors import store_list
 from siyu.storecodes.geo import Box, Point, bounding_boxes, haversine_m, to_decimal
-from siyu.storecodes.models import DEFAULT_RADIUS_M, MAX_RADIUS_M, StoreCodeSettings
+from siyu.storecodes.models import DEFAULT_RADIUS_M, MAX_RADIUS_M, StoreCodeSettings, StoreImport
 
 VIEWERS = frozenset({Role.HQ_ADMIN, Role.REGION_MANAGER, Role.STORE_MANAGER, Role.FRANCHISEE})
 EDITORS = frozenset({Role.HQ_ADMIN, Role.REGION_MANAGER, Role.STORE_MANAGER})
@@ -32,7 +33,7 @@ EDITORS = frozenset({Role.HQ_ADMIN, Role.REGION_MANAGER, Role.STORE_MANAGER})
 FIRST_RING_M = 1_000
 RING_FACTOR = 4
 
-_FIELDS = ("id", "code", "name", "city", "address", "latitude", "longitude", "opens_at", "closes_at")
+_FIELDS = ("id", "code", "name", "city", "address", "latitude", "longitude", "hours")
 
 
 # --- settings -----------------------------------------------------------------------------------------------
@@ -76,9 +77,9 @@ class NearbyStore:
     address: str
     latitude: float
     longitude: float
-    opens_at: dt.time | None
-    closes_at: dt.time | None
+    hours: WeeklyHours
     distance_m: float
+    temporarily_closed: bool = False  # never True for a store the locator returns; here so pages treat both alike
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,6 @@ class LocateResult:
         return self.store is None
 
 
-def _open_at(t: dt.time) -> Q:
-    """SQL twin of geo.is_open (the property test holds the two to the same answers)."""
-    unknown = Q(opens_at__isnull=True) | Q(closes_at__isnull=True)
-    all_day = Q(opens_at=F("closes_at"))
-    same_day = Q(opens_at__lt=F("closes_at"), opens_at__lte=t, closes_at__gt=t)
-    overnight = Q(opens_at__gt=F("closes_at")) & (Q(opens_at__lte=t) | Q(closes_at__gt=t))
-    return unknown | all_day | same_day | overnight
-
-
 def _in_box(box: Box) -> Q:
     # Decimal bounds: compared with the NUMERIC columns exactly, and the composite index stays usable.
     return Q(
@@ -113,17 +105,22 @@ def _in_box(box: Box) -> Q:
     )
 
 
-def _candidates(*, tenant_id: int, point: Point, radius_m: float, local: dt.time) -> list[NearbyStore]:
-    """Open stores within `radius_m`, read through the (tenant, latitude, longitude) index."""
+def _candidates(*, tenant_id: int, point: Point, radius_m: float, local: dt.datetime) -> list[NearbyStore]:
+    """Stores open at `local` within `radius_m`, read through the (tenant, latitude, longitude) index.
+
+    The weekly hours are tested here rather than in SQL: a schedule is a list of intervals per weekday (JSON),
+    and the box holds only the few stores around the shopper, so reading the closed ones too costs little.
+    """
     boxes = reduce(or_, (_in_box(b) for b in bounding_boxes(point, radius_m)))
-    rows = Store.objects.filter(boxes, _open_at(local), tenant_id=tenant_id).order_by().values_list(*_FIELDS)
+    rows = Store.objects.filter(boxes, tenant_id=tenant_id, temporarily_closed=False).order_by().values_list(*_FIELDS)
+    weekday, minute = local.weekday(), local.hour * 60 + local.minute
     found = []
-    for sid, code, name, city, address, lat, lng, opens_at, closes_at in rows:
+    for sid, code, name, city, address, lat, lng, hours in rows:
+        if not is_open(hours, weekday, minute):
+            continue
         distance = haversine_m(point.latitude, point.longitude, float(lat), float(lng))
         if distance <= radius_m:
-            found.append(
-                NearbyStore(sid, code, name, city, address, float(lat), float(lng), opens_at, closes_at, distance)
-            )
+            found.append(NearbyStore(sid, code, name, city, address, float(lat), float(lng), hours, distance))
     return found
 
 
@@ -142,6 +139,9 @@ def store_locate(
 ) -> LocateResult:
     """The nearest store open at `at` (default now) within the radius, great-circle distance.
 
+    Open means: not temporarily closed, and inside an interval of its weekly hours (or no hours set) at the
+    wall-clock weekday and time of `at` in the brand's time zone; yesterday's hours past midnight count.
+
     `radius_m` narrows or widens the brand's radius for one request (capped at MAX_RADIUS_M). Rings of 1 km,
     4 km, 16 km ... up to the radius are searched in turn: a ring that holds an open store holds the nearest
     one (any nearer store lies inside the same ring), so dense cities read only the stores around the shopper
@@ -150,10 +150,9 @@ def store_locate(
     row = row if row is not None else settings_for(tenant_id=tenant_id)
     limit = float(min(radius_m if radius_m is not None else radius_of(row), MAX_RADIUS_M))
     local = timezone.localtime(at or timezone.now(), time_zone_of(row))
-    local_time = local.time().replace(tzinfo=None, microsecond=0)
     ring = min(float(FIRST_RING_M), limit)
     while True:
-        found = _candidates(tenant_id=tenant_id, point=point, radius_m=ring, local=local_time)
+        found = _candidates(tenant_id=tenant_id, point=point, radius_m=ring, local=local)
         if found:
             return LocateResult(store=min(found, key=nearest_key), radius_m=round(limit), local_time=local)
         if ring >= limit:
@@ -207,7 +206,7 @@ def geo_store_list(
 ) -> QuerySet[Store]:
     """Stores in the actor's scope with their coordinates and hours, by code; filters combine."""
     require_viewer(actor)
-    qs = store_list(actor=actor)
+    qs = store_list(actor=actor).select_related(None)
     if q:
         qs = qs.filter(Q(code__icontains=q) | Q(name__icontains=q) | Q(address__icontains=q))
     if city:
@@ -236,6 +235,30 @@ def store_points(*, actor: Actor) -> list[tuple[float, float, str, str]]:
 
 def store_cities(*, actor: Actor) -> list[str]:
     return sorted({c for c in geo_store_list(actor=actor).values_list("city", flat=True).distinct() if c})
+
+
+# --- imports ------------------------------------------------------------------------------------------------
+
+
+def _own_imports(actor: Actor) -> QuerySet[StoreImport]:
+    # Only the requester's: a report lists codes of the stores in their scope, which another user may not see.
+    return StoreImport.objects.filter(tenant_id=actor.tenant_id, requested_by_id=actor.user_id).defer("rows")
+
+
+def access_store_import(*, actor: Actor, import_id: int) -> StoreImport:
+    """One of the actor's own imports; anyone else's (or another brand's) is not found."""
+    require_editor(actor)
+    job = _own_imports(actor).filter(id=import_id).first() if actor.user_id is not None else None
+    if job is None:
+        raise NotFound(f"import {import_id} not found", field="import_id")
+    return job
+
+
+def latest_store_import(*, actor: Actor) -> StoreImport | None:
+    """The actor's most recent import, so the import page shows it again after the user has looked elsewhere."""
+    if actor.user_id is None:
+        return None
+    return _own_imports(actor).order_by("-created_at", "-id").first()
 
 
 def decimal_or_none(value: Decimal | None) -> float | None:

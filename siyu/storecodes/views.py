@@ -19,9 +19,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from siyu.core.errors import ValidationFailed
+from siyu.core.hours import is_open
 from siyu.core.models import Store
 from siyu.storecodes import codes
-from siyu.storecodes.geo import hours_label, is_open, parse_point
+from siyu.storecodes.display import DayRow, today_label, week_rows
+from siyu.storecodes.geo import parse_point
 from siyu.storecodes.models import StoreCodeSettings
 from siyu.storecodes.selectors import (
     NearbyStore,
@@ -41,18 +43,6 @@ def distance_label(metres: float) -> str:
     return _("%(km)s km") % {"km": f"{metres / 1000:.1f}"}
 
 
-def hours_text(store: Store | NearbyStore) -> str:
-    label = hours_label(store.opens_at, store.closes_at)
-    if not label:
-        return _("Hours not set")
-    if label == "24h":
-        return _("Open 24 hours")
-    start, _sep, end = label.partition("–")
-    if end.startswith("+1 "):
-        return _("%(start)s – %(end)s (next day)") % {"start": start, "end": end[3:]}
-    return f"{start} – {end}"
-
-
 @dataclass(frozen=True)
 class StoreCard:
     """The chosen store as the page shows it."""
@@ -62,21 +52,27 @@ class StoreCard:
     city: str
     address: str
     distance: str  # "" when picked from the list (no position)
-    hours: str
+    hours: str  # today's
+    week: list[DayRow]  # every day's, today marked
     open_now: bool
+    temporarily_closed: bool
     codes: codes.StoreCodes
 
 
 def _card(row: StoreCodeSettings, store: Store | NearbyStore, distance_m: float | None) -> StoreCard:
-    local = timezone.localtime(timezone.now(), time_zone_of(row)).time()
+    # Today, and whether the store is open now, are the brand's: its stores' hours are its wall-clock times.
+    local = timezone.localtime(timezone.now(), time_zone_of(row))
+    weekday = local.weekday()
     return StoreCard(
         id=store.id,
         name=store.name,
         city=store.city,
         address=store.address,
         distance=distance_label(distance_m) if distance_m is not None else "",
-        hours=hours_text(store),
-        open_now=is_open(store.opens_at, store.closes_at, local),
+        hours=today_label(store.hours, weekday, temporarily_closed=store.temporarily_closed),
+        week=week_rows(store.hours, today=weekday),
+        open_now=not store.temporarily_closed and is_open(store.hours, weekday, local.hour * 60 + local.minute),
+        temporarily_closed=store.temporarily_closed,
         codes=codes.store_codes_for(tenant_id=row.tenant_id, store_id=store.id),
     )
 

@@ -185,10 +185,10 @@ class LiveCodeOut(Schema):
     qr_code: str = Field(description="WeCom's own picture URL.")
     qr_png_url: str = Field(description="siyu's QR picture (public, unguessable), PNG.")
     qr_svg_url: str
-    wecom_users: list[str] = Field(description="The member WeCom sends the next scan to.")
+    wecom_users: list[str] = Field(description="The member WeCom sends the next scan to (if in the caller's scope).")
     fallback_guide_id: int | None
     tag_ids: list[int]
-    guides: list[LiveCodeGuideOut]
+    guides: list[LiveCodeGuideOut] = Field(description="The code's guides in the caller's scope.")
     welcome: WelcomeOut | None
     created_at: dt.datetime
 
@@ -266,7 +266,10 @@ def _options(rows: list[GuideOptionIn] | None) -> dict[int, dict[str, Any]] | No
     return {r.guide_id: {"daily_cap": r.daily_cap, "schedule": [w.model_dump() for w in r.schedule]} for r in rows}
 
 
-def _code(code: LiveCode) -> dict[str, Any]:
+def _code(request: HttpRequest, code: LiveCode) -> dict[str, Any]:
+    # Guides (and the members the next scan reaches) as far as the caller sees: a code shared by two stores shows
+    # each store's manager its own guides only.
+    actor = actor_of(request)
     welcome = sel.welcome_for_code(code)
     usable = bool(code.config_id) and code.status != LiveCode.Status.DELETED
     return {
@@ -281,7 +284,7 @@ def _code(code: LiveCode) -> dict[str, Any]:
         "qr_code": code.qr_code,
         "qr_png_url": sel.live_code_qr_url(code, "png") if usable else "",
         "qr_svg_url": sel.live_code_qr_url(code, "svg") if usable else "",
-        "wecom_users": list(code.wecom_users),
+        "wecom_users": sel.live_code_next_users(actor=actor, code=code),
         "fallback_guide_id": code.fallback_guide_id,
         "tag_ids": sorted(code.tags.values_list("id", flat=True)),
         "guides": [
@@ -292,7 +295,7 @@ def _code(code: LiveCode) -> dict[str, Any]:
                 "daily_cap": m.daily_cap,
                 "schedule": m.schedule,
             }
-            for m in sel.live_code_guides(code)
+            for m in sel.live_code_members(actor=actor, code=code)
         ],
         "welcome": {"text": welcome.text, "attachments": welcome.attachments} if welcome else None,
         "created_at": code.created_at,
@@ -300,7 +303,7 @@ def _code(code: LiveCode) -> dict[str, Any]:
 
 
 def _fresh(request: HttpRequest, live_code_id: int) -> dict[str, Any]:
-    return _code(sel.access_live_code(actor=actor_of(request), live_code_id=live_code_id))
+    return _code(request, sel.access_live_code(actor=actor_of(request), live_code_id=live_code_id))
 
 
 @router.post(
@@ -343,7 +346,7 @@ def live_code_list_api(request: HttpRequest, filters: Query[LiveCodeFilters]) ->
         purpose=filters.purpose.value if filters.purpose else "",
         q=filters.q,
     )
-    return page_of(qs, limit=filters.limit, offset=filters.offset, build=lambda rows: [_code(c) for c in rows])
+    return page_of(qs, limit=filters.limit, offset=filters.offset, build=lambda rows: [_code(request, c) for c in rows])
 
 
 @router.get(
@@ -388,7 +391,7 @@ def live_code_update_api(request: HttpRequest, live_code_id: Path[Id], payload: 
 )
 def live_code_delete_api(request: HttpRequest, live_code_id: Path[Id]) -> dict[str, Any]:
     code = services.live_code_delete(actor=actor_of(request), live_code_id=live_code_id)
-    return _code(code)
+    return _code(request, code)
 
 
 @router.post(
@@ -480,9 +483,10 @@ def _send(send: WelcomeSend) -> dict[str, Any]:
 
 @router.get(
     "/welcome-sends",
-    response={200: PageOut[WelcomeSendOut], **error_responses(401, 422)},
+    response={200: PageOut[WelcomeSendOut], **error_responses(401, 404, 422)},
     operation_id="welcome_send_list",
     summary="Welcome messages sent (or failed: 41050 expired code, 41051 already used), newest first",
+    description="`live_code_id` outside the caller's scope, or another brand's, answers 404 naming it.",
 )
 def welcome_send_list_api(request: HttpRequest, filters: Query[SendFilters]) -> Page[dict[str, Any]]:
     qs = sel.welcome_send_list(

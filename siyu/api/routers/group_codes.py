@@ -35,6 +35,7 @@ from siyu.customers.selectors import customer_card
 from siyu.groups.models import WECOM_ROOM_LIMIT, GroupCode, GroupInvite, GroupInviteRule, GroupMigration
 from siyu.groups.selectors import (
     access_group_code,
+    group_chats_in_scope,
     group_code_list,
     group_code_stats,
     group_invite_list,
@@ -123,7 +124,7 @@ class GroupCodeOut(Schema):
     room_base_id: int
     invite_text: str
     qr_code: str = Field(description="The QR picture of the WeCom join way; stable for the code's life.")
-    way_chat_ids: list[str]
+    way_chat_ids: list[str] = Field(description="The groups the join way sends newcomers to now, of those in scope.")
     is_full: bool = Field(description="Every group is full and WeCom will not open another.")
     sync_error: str
     synced_at: dt.datetime | None
@@ -131,7 +132,7 @@ class GroupCodeOut(Schema):
 
 
 class GroupCodeDetailOut(GroupCodeOut):
-    groups: list[GroupSlotOut]
+    groups: list[GroupSlotOut] = Field(description="The code's groups whose owner is in the caller's scope.")
 
 
 class CodeFilters(PageParams):
@@ -150,6 +151,8 @@ class DailyOut(Schema):
 
 
 class CodeStatsOut(Schema):
+    """Counted over the code's groups in the caller's scope (a store manager's are its own store's)."""
+
     joins: int
     leaves: int
     net: int
@@ -236,13 +239,22 @@ class MigrationDetailOut(MigrationOut):
     daily: DailyOut
 
 
-def _code(code: GroupCode) -> dict[str, Any]:
+def _codes(request: HttpRequest, codes: Sequence[GroupCode]) -> list[dict[str, Any]]:
     fields = (
         "id", "name", "state", "store_id", "status", "switch_mode", "default_threshold", "auto_create",
-        "room_base_name", "room_base_id", "invite_text", "qr_code", "way_chat_ids", "is_full", "sync_error",
-        "synced_at", "created_at",
+        "room_base_name", "room_base_id", "invite_text", "qr_code", "is_full", "sync_error", "synced_at",
+        "created_at",
     )  # fmt: skip
-    return {name: getattr(code, name) for name in fields}
+    # Where joiners go, as far as the caller sees: a store's code may also hold other stores' groups.
+    seen = group_chats_in_scope(actor=actor_of(request), chat_ids=[c for code in codes for c in code.way_chat_ids])
+    return [
+        {**{name: getattr(code, name) for name in fields}, "way_chat_ids": [c for c in code.way_chat_ids if c in seen]}
+        for code in codes
+    ]
+
+
+def _code(request: HttpRequest, code: GroupCode) -> dict[str, Any]:
+    return _codes(request, [code])[0]
 
 
 def _slots(request: HttpRequest, code: GroupCode, days: int = 30) -> dict[str, Any]:
@@ -272,7 +284,7 @@ def _slots(request: HttpRequest, code: GroupCode, days: int = 30) -> dict[str, A
 
 
 def _detail(request: HttpRequest, code: GroupCode) -> dict[str, Any]:
-    return {**_code(code), "groups": _slots(request, code)["groups"]}
+    return {**_code(request, code), "groups": _slots(request, code)["groups"]}
 
 
 def _input(payload: GroupCodeIn) -> GroupCodeInput:
@@ -298,7 +310,7 @@ def _input(payload: GroupCodeIn) -> GroupCodeInput:
 )
 def group_code_list_api(request: HttpRequest, filters: Query[CodeFilters]) -> Page[dict[str, Any]]:
     qs = group_code_list(actor=actor_of(request), status=filters.status.value if filters.status else "", q=filters.q)
-    return page_of(qs, limit=filters.limit, offset=filters.offset, build=lambda rows: [_code(c) for c in rows])
+    return page_of(qs, limit=filters.limit, offset=filters.offset, build=lambda rows: _codes(request, rows))
 
 
 @router.post(
@@ -347,7 +359,7 @@ def group_code_delete_api(request: HttpRequest, code_id: Path[Id]) -> Status[Non
 
 
 def _set_status(request: HttpRequest, code_id: int, status: str) -> dict[str, Any]:
-    return _code(group_code_set_status(actor=actor_of(request), code_id=code_id, status=status))
+    return _code(request, group_code_set_status(actor=actor_of(request), code_id=code_id, status=status))
 
 
 @router.post(
@@ -380,7 +392,7 @@ def group_code_sync_api(request: HttpRequest, code_id: Path[Id]) -> dict[str, An
     actor = actor_of(request)
     code = access_group_code(actor=actor, code_id=code_id)
     require_code_manager(actor)
-    return _code(group_code_sync(tenant_id=actor.tenant_id, code_id=code.id) or code)
+    return _code(request, group_code_sync(tenant_id=actor.tenant_id, code_id=code.id) or code)
 
 
 @router.get(

@@ -12,12 +12,13 @@ from typing import Annotated, Any
 
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Schema, Status
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool
 
 from siyu.api.auth import actor_of
 from siyu.api.schemas import NO_NUL_PATTERN, BodyId, BodyIn, Id, NoNul, NotNull, PageOut, PageParams, error_responses
 from siyu.api.selectors import Page, page_of
 from siyu.core.models import Store
+from siyu.core.scopes import Actor
 from siyu.storecodes import codes
 from siyu.storecodes.geo import Point
 from siyu.storecodes.models import MAX_RADIUS_M, StoreCodeSettings
@@ -46,6 +47,7 @@ from siyu.storecodes.services import (
 router = Router(tags=["storecodes"])
 
 HHMM_PATTERN = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+CLOSING_PATTERN = r"^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 
 
 def _json_number(value: Any) -> Any:
@@ -70,9 +72,51 @@ def _hhmm_check(value: str) -> str:
     return value
 
 
+def _closing_check(value: str) -> str:
+    if re.fullmatch(CLOSING_PATTERN, value) is None:
+        raise ValueError("must be a time like 22:00 (00:00 to 24:00)")
+    return value
+
+
 Hhmm = Annotated[
     str, Field(json_schema_extra={"pattern": HHMM_PATTERN}, description='"09:30"'), AfterValidator(_hhmm_check)
 ]
+ClosingHhmm = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": CLOSING_PATTERN}, description='"22:00"; "24:00" is midnight'),
+    AfterValidator(_closing_check),
+]
+HOURS_DESCRIPTION = (
+    "Weekly opening hours in the brand's time zone, per weekday a list of [opens, closes] intervals (at most 4): "
+    '{"mon": [["10:00", "22:00"]], "sat": [["09:00", "14:00"], ["17:00", "02:00"]]}. An interval belongs to the '
+    'day it opens on; a closing time not after the opening time is the next day ("18:00"-"02:00"), equal times '
+    "are 24 hours. Null: not set (the locator treats the store as open)."
+)
+# [opens, closes]: a two-item list rather than a tuple, which the document could only describe with prefixItems.
+Interval = Annotated[list[ClosingHhmm], Field(min_length=2, max_length=2)]
+DayIn = Annotated[list[Interval], Field(max_length=4)]
+
+
+class HoursIn(BodyIn):
+    """Days left out are closed; intervals may not overlap (one past midnight included)."""
+
+    mon: DayIn = []
+    tue: DayIn = []
+    wed: DayIn = []
+    thu: DayIn = []
+    fri: DayIn = []
+    sat: DayIn = []
+    sun: DayIn = []
+
+
+class HoursOut(Schema):
+    mon: list[list[str]]
+    tue: list[list[str]]
+    wed: list[list[str]]
+    thu: list[list[str]]
+    fri: list[list[str]]
+    sat: list[list[str]]
+    sun: list[list[str]]
 
 
 class Located(StrEnum):
@@ -102,8 +146,7 @@ class NearbyStoreOut(Schema):
     address: str
     latitude: float
     longitude: float
-    opens_at: str | None
-    closes_at: str | None
+    hours: HoursOut | None = Field(description=HOURS_DESCRIPTION)
     distance_m: int
 
 
@@ -132,27 +175,30 @@ class StoreGeoOut(Schema):
     region_id: int
     latitude: float | None
     longitude: float | None
-    opens_at: str | None
-    closes_at: str | None
+    hours: HoursOut | None = Field(description=HOURS_DESCRIPTION)
+    temporarily_closed: bool = Field(description="Closed whatever the hours say, until unmarked (暂停营业).")
     has_guide_code: bool
     has_group_code: bool
 
 
 class StoreGeoIn(BodyIn):
-    """Coordinates and hours (both of a pair, or null for both). Fields left out keep their value."""
+    """Coordinates (both of the pair, or null for both), weekly hours (null clears them) and the temporarily-closed
+    mark. Fields left out keep their value."""
 
     latitude: BodyLatitude | None = None
     longitude: BodyLongitude | None = None
-    opens_at: Hhmm | None = Field(None, description='"10:00"; closes_at before opens_at means open overnight.')
-    closes_at: Hhmm | None = None
+    hours: HoursIn | None = Field(None, description=HOURS_DESCRIPTION)
+    temporarily_closed: Annotated[StrictBool | None, NotNull] = None
 
 
 class ImportRowIn(BodyIn):
+    """One store by code; fields left out keep the store's value, null clears it."""
+
     code: Annotated[str, Field(min_length=1, max_length=32, json_schema_extra={"pattern": NO_NUL_PATTERN}), NoNul]
     latitude: BodyLatitude | None = None
     longitude: BodyLongitude | None = None
-    opens_at: Hhmm | None = None
-    closes_at: Hhmm | None = None
+    hours: HoursIn | None = Field(None, description=HOURS_DESCRIPTION)
+    temporarily_closed: Annotated[StrictBool | None, NotNull] = None
 
 
 class ImportIn(BodyIn):
@@ -191,10 +237,6 @@ class SettingsIn(BodyIn):
     fallback_live_code_id: BodyId | None = None
 
 
-def _hhmm(value: dt.time | None) -> str | None:
-    return value.strftime("%H:%M") if value is not None else None
-
-
 def _code(image: codes.CodeImage | None) -> dict[str, Any] | None:
     return {"id": image.id, "name": image.name, "qr_url": image.qr_url} if image else None
 
@@ -208,14 +250,13 @@ def _nearby(store: NearbyStore) -> dict[str, Any]:
         "address": store.address,
         "latitude": store.latitude,
         "longitude": store.longitude,
-        "opens_at": _hhmm(store.opens_at),
-        "closes_at": _hhmm(store.closes_at),
+        "hours": store.hours or None,
         "distance_m": round(store.distance_m),
     }
 
 
-def _stores(rows: list[Store]) -> list[dict[str, Any]]:
-    flags = codes.store_code_flags(tenant_id=rows[0].tenant_id, store_ids=[s.id for s in rows]) if rows else {}
+def _stores(actor: Actor, rows: list[Store]) -> list[dict[str, Any]]:
+    flags = codes.store_code_flags(actor=actor, store_ids=[s.id for s in rows])
     return [
         {
             "id": s.id,
@@ -226,8 +267,8 @@ def _stores(rows: list[Store]) -> list[dict[str, Any]]:
             "region_id": s.region_id,
             "latitude": float(s.latitude) if s.latitude is not None else None,
             "longitude": float(s.longitude) if s.longitude is not None else None,
-            "opens_at": _hhmm(s.opens_at),
-            "closes_at": _hhmm(s.closes_at),
+            "hours": s.hours or None,
+            "temporarily_closed": s.temporarily_closed,
             "has_guide_code": flags[s.id].guide is not None,
             "has_group_code": flags[s.id].group is not None,
         }
@@ -235,8 +276,23 @@ def _stores(rows: list[Store]) -> list[dict[str, Any]]:
     ]
 
 
-def _time(value: str | None) -> dt.time | None:
-    return dt.time.fromisoformat(value) if value else None
+def _hours(value: HoursIn | None) -> dict[str, list[list[str]]]:
+    """The body's hours as the service reads them (null clears: an empty schedule)."""
+    if value is None:
+        return {}
+    return {day: [list(pair) for pair in pairs] for day, pairs in value.model_dump().items()}
+
+
+def _given(payload: BodyIn, name: str) -> object:
+    """A field of the body for the service: None when left out (keep), "" when sent as null (clear)."""
+    if name not in payload.model_fields_set:
+        return None
+    value = getattr(payload, name)
+    if name == "hours":
+        return _hours(value)
+    if name == "temporarily_closed":
+        return bool(value)
+    return "" if value is None else repr(value)
 
 
 def _settings(row: StoreCodeSettings) -> dict[str, Any]:
@@ -283,13 +339,14 @@ def locate_api(request: HttpRequest, params: Query[LocateParams]) -> dict[str, A
     summary="Stores in scope with their coordinates, hours and whether they have a guide and a group code",
 )
 def store_list_api(request: HttpRequest, filters: Query[StoreGeoFilters]) -> Page[dict[str, Any]]:
+    actor = actor_of(request)
     qs = geo_store_list(
-        actor=actor_of(request),
+        actor=actor,
         q=filters.q,
         city=filters.city,
         located=filters.located.value if filters.located else "",
     )
-    return page_of(qs, limit=filters.limit, offset=filters.offset, build=lambda rows: _stores(list(rows)))
+    return page_of(qs, limit=filters.limit, offset=filters.offset, build=lambda rows: _stores(actor, list(rows)))
 
 
 # Before the /{store_id} routes: ninja matches paths in order, and "import" would be taken for a store id.
@@ -297,19 +354,19 @@ def store_list_api(request: HttpRequest, filters: Query[StoreGeoFilters]) -> Pag
     "/store-codes/stores/import",
     response={200: ImportOut, **error_responses(400, 401, 403, 409, 422)},
     operation_id="store_code_store_import",
-    summary="Set coordinates and hours of many stores by code, all or nothing",
+    summary="Set coordinates, hours and closures of many stores by code, all or nothing",
 )
 def store_import_api(request: HttpRequest, payload: ImportIn) -> Status[dict[str, Any]]:
     """Every row is checked first; any error answers 409 listing each one (`rows.<index>.<field>`) and nothing
-    is saved. Codes outside the token's scope are unknown codes."""
+    is saved. Codes outside the token's scope are unknown codes. Fields a row leaves out keep their value."""
     rows = [
         ImportRow(
             line=i,
             code=r.code,
-            latitude="" if r.latitude is None else repr(r.latitude),
-            longitude="" if r.longitude is None else repr(r.longitude),
-            opens_at=r.opens_at or "",
-            closes_at=r.closes_at or "",
+            latitude=_given(r, "latitude"),
+            longitude=_given(r, "longitude"),
+            hours=_given(r, "hours"),
+            temporarily_closed=_given(r, "temporarily_closed"),
         )
         for i, r in enumerate(payload.rows)
     ]
@@ -332,37 +389,27 @@ def store_import_api(request: HttpRequest, payload: ImportIn) -> Status[dict[str
     summary="One store's coordinates, hours and codes",
 )
 def store_get_api(request: HttpRequest, store_id: Path[Id]) -> dict[str, Any]:
-    return _stores([access_geo_store(actor=actor_of(request), store_id=store_id)])[0]
+    actor = actor_of(request)
+    return _stores(actor, [access_geo_store(actor=actor, store_id=store_id)])[0]
 
 
 @router.patch(
     "/store-codes/stores/{store_id}",
     response={200: StoreGeoOut, **error_responses(400, 401, 403, 404, 409, 422)},
     operation_id="store_code_store_update",
-    summary="Set a store's coordinates and opening hours",
+    summary="Set a store's coordinates, weekly opening hours and temporarily-closed mark",
 )
 def store_update_api(request: HttpRequest, store_id: Path[Id], payload: StoreGeoIn) -> dict[str, Any]:
-    """HQ, and region and store managers for their stores. Coordinates come in pairs, hours too; null clears."""
+    """HQ, and region and store managers for their stores. Coordinates come in pairs; null clears; fields left
+    out keep their value. Overlapping intervals (a day's, or one past midnight into the next day's) are 409."""
     actor = actor_of(request)
     require_editor(actor)  # a franchisee is refused as such, whichever store it names
     store = access_geo_store(actor=actor, store_id=store_id)
-    sent = payload.model_fields_set
-    current = {
-        "latitude": store.latitude,
-        "longitude": store.longitude,
-        "opens_at": store.opens_at,
-        "closes_at": store.closes_at,
-    }
-    given = {
-        "latitude": payload.latitude,
-        "longitude": payload.longitude,
-        "opens_at": _time(payload.opens_at),
-        "closes_at": _time(payload.closes_at),
-    }
-    merged = {k: (given[k] if k in sent else v) for k, v in current.items()}
-    geo = clean_geo(**merged)  # type: ignore[arg-type]
+    fields = ("latitude", "longitude", "hours", "temporarily_closed")
+    merged = {k: (getattr(store, k) if (v := _given(payload, k)) is None else v) for k in fields}
+    geo = clean_geo(**merged)
     store = store_geo_update(actor=actor, store_id=store.id, geo=geo)
-    return _stores([store])[0]
+    return _stores(actor, [store])[0]
 
 
 @router.get(

@@ -33,18 +33,10 @@ from siyu.inheritance.services import transfer_start
 from siyu.storecodes.tests.api_matrix import STORE_CODE_CHECKS, store_code_request
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.tags.services import customer_tag_add, tag_create, tag_group_create
-from siyu.testing import VISIBLE, World
+from siyu.testing import GUIDES_IN_SCOPE, VISIBLE, World
 
 TARGETS = ["c1", "c2", "c3", "c4", "c5", "b1"]
 BRAND = {p: ("b" if p == "outsider" else "a") for p in PERSONAS}
-GUIDES_IN_SCOPE = {
-    "hq": {"G1", "G2", "G3", "IP"},
-    "region1": {"G1", "G2"},
-    "store1": {"G1"},
-    "guide1": {"G1"},
-    "franchisee1": {"G1", "G3"},
-    "outsider": {"GB"},
-}
 STORES_IN_SCOPE = {
     "hq": {"S1", "S2", "S3"},
     "region1": {"S1", "S2"},
@@ -551,10 +543,16 @@ MATRIX: dict[str, Row] = {
 }
 
 
-MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in STORE_CODE_CHECKS.items()})
-MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in CAMPAIGN_CHECKS.items()})
-MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in CHANNEL_CHECKS.items()})
-MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in GROUP_CODE_CHECKS.items()})
+# The rows other contexts keep next to their tests: operationId → (method, path, check), and for each operation a
+# request HQ can make successfully (for the credential tests).
+CONTEXT_ROWS: tuple[tuple[dict[str, Any], Callable[[World, str], tuple[str, str, Any]]], ...] = (
+    (STORE_CODE_CHECKS, store_code_request),
+    (CAMPAIGN_CHECKS, campaign_request),
+    (CHANNEL_CHECKS, channel_request),
+    (GROUP_CODE_CHECKS, group_code_request),
+)
+for checks, _request in CONTEXT_ROWS:
+    MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in checks.items()})
 
 
 def registered_operations() -> dict[str, tuple[str, str]]:
@@ -598,14 +596,9 @@ def test_persona_sees_exactly_its_scope(
 
 def _request_for(world: World, operation_id: str) -> tuple[str, str, Any]:
     """A request HQ could make successfully, so only the credentials decide the answer."""
-    if operation_id in STORE_CODE_CHECKS:
-        return store_code_request(world, operation_id)
-    if operation_id in CAMPAIGN_CHECKS:
-        return campaign_request(world, operation_id)
-    if operation_id in CHANNEL_CHECKS:
-        return channel_request(world, operation_id)
-    if operation_id in GROUP_CODE_CHECKS:
-        return group_code_request(world, operation_id)
+    for checks, request in CONTEXT_ROWS:
+        if operation_id in checks:
+            return request(world, operation_id)
     method, path = OPERATIONS[operation_id]
     url = path.format(
         customer_id=world.customers["c1"].id,

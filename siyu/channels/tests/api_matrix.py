@@ -7,15 +7,13 @@ only by a manager (HQ, region, store) who has every guide of the code in scope; 
 else 404. Adds through the G1+G2, G3 and brand-B codes carry welcome sends; stats and sends count only the adds of
 guides in scope. Refused writes change no row, no audit entry and no WeCom contact way.
 
-Live codes are real WeCom contact ways: both brands are connected to corps of one emulator served over HTTP for the
-whole test process (the matrix's test functions take no channels fixture, and the credential tests' successful HQ
-requests reach WeCom after `channel_request` has returned), started on first use and stopped at exit.
+Live codes are real WeCom contact ways: both brands are connected to their corps of the emulator the whole test
+process shares (siyu.wecom.tests.emulated.world_wecom: the credential tests' successful HQ requests reach WeCom after
+`channel_request` has returned).
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,20 +21,12 @@ from django.utils import timezone
 
 from siyu.channels import services
 from siyu.channels.models import LiveCode, LiveCodeGuide, WelcomeMessage, WelcomeSend
-from siyu.channels.tests.conftest import WORLD_MEMBERS
-from siyu.core.models import AuditLog, Tenant
+from siyu.core.models import AuditLog
 from siyu.core.scopes import Actor
 from siyu.customers.services import customer_create, follow_relation_add
-from siyu.emulator.config import EmulatorConfig
-from siyu.emulator.core import Emulator
-from siyu.emulator.model import Member
-from siyu.emulator.seed import SeedSpec, build_corp
-from siyu.emulator.server import RunningServer, serve_in_thread
 from siyu.tags.models import Tag
-from siyu.testing import World
-from siyu.wecom.models import WeComConnection
-from siyu.wecom.services import connection_create
-from siyu.wecom.tests.support import AES_KEY, TOKEN
+from siyu.testing import GUIDES_IN_SCOPE, World
+from siyu.wecom.tests.emulated import connect_world, world_corp, world_wecom
 
 
 class Ctx(Protocol):
@@ -73,67 +63,17 @@ EDITABLE_CODES = {
     "franchisee1": set(),
     "outsider": {"B"},
 }
-GUIDES_IN_SCOPE = {
-    "hq": {"G1", "G2", "G3", "IP"},
-    "region1": {"G1", "G2"},
-    "store1": {"G1"},
-    "guide1": {"G1"},
-    "franchisee1": {"G1", "G3"},
-    "outsider": {"GB"},
-}
 MANAGERS = {"hq", "region1", "store1", "outsider"}
 HQ = {"hq", "outsider"}
 # Adds attributed to a code (one new customer per guide), each with a welcome send.
 ADDS = {"G1G2": ["G1", "G2"], "G3": ["G3"], "B": ["GB"]}
 GUIDE_MESSAGES = ("G1", "G2", "G3", "IP")  # brand A guides with their own welcome message
 
-_SMALL = {"anchor": 1_700_000_000, "regions": 1, "stores_per_region": 1, "guides_per_store": 1, "group_chats": 0}
-SPECS = {
-    "a": SeedSpec(seed=21, corp_id="wwmatrixchan00a1", customers=1, **_SMALL),
-    "b": SeedSpec(seed=22, corp_id="wwmatrixchan00b1", customers=1, **_SMALL),
-}
-MEMBERS = {"a": WORLD_MEMBERS, "b": {"guide1": "导购B"}}  # brand B's guide GB is "guide1" in its own corp
-
-
-@functools.cache
-def emulator() -> RunningServer:
-    """One emulator for the process, with a corp per brand whose members are the world's guides."""
-    corps = {brand: build_corp(spec) for brand, spec in SPECS.items()}
-    for brand, corp in corps.items():
-        root = min(corp.departments)
-        for userid, name in MEMBERS[brand].items():
-            corp.members[userid] = Member(userid=userid, name=name, department=[root], main_department=root)
-    server = serve_in_thread(Emulator(EmulatorConfig(), corps.values()))
-    atexit.register(server.stop)
-    return server
-
-
-def _corp_id(brand: str) -> str:
-    return SPECS[brand].resolved_corp_id()
-
 
 def ways(brand: str) -> dict[str, tuple[tuple[str, ...], str]]:
     """The brand corp's contact ways in WeCom: config_id → (members, state)."""
-    server = emulator()
-    with server.emulator.lock:
-        corp = server.emulator.corps[_corp_id(brand)]
-        return {c: (tuple(w.user), w.state) for c, w in corp.contact_ways.items()}
-
-
-def _connect(tenant: Tenant, brand: str) -> None:
-    if WeComConnection.objects.filter(tenant=tenant).exists():
-        return
-    server = emulator()
-    corp = server.emulator.corps[_corp_id(brand)]
-    connection_create(
-        actor=Actor.system(tenant.id),
-        corp_id=corp.corp_id,
-        agent_id=str(corp.apps[0].agentid),
-        contact_secret=corp.apps[0].secret,
-        callback_token=TOKEN,
-        encoding_aes_key=AES_KEY,
-        api_base_url=f"{server.url}/cgi-bin/",
-    )
+    with world_wecom().emulator.lock:
+        return {c: (tuple(w.user), w.state) for c, w in world_corp(brand).contact_ways.items()}
 
 
 @dataclass(frozen=True)
@@ -152,8 +92,7 @@ def fixture(world: World) -> Fixture:
     built: Fixture | None = getattr(world, "_channels_fixture", None)
     if built is not None:
         return built
-    _connect(world.tenant_a, "a")
-    _connect(world.tenant_b, "b")
+    connect_world(world)
     codes = {}
     for key, (guides, store) in CODES.items():
         codes[key] = services.live_code_create(
@@ -264,7 +203,12 @@ def check_live_code_get(ctx: Ctx) -> None:
                 code.state,
                 code.config_id,
             )
-            assert [g["guide_id"] for g in answer.body["guides"]] == [ctx.world.guides[g].id for g in CODES[key][0]]
+            # Only the guides in scope: store1 sees the G1+G2 code through G1, and not who G2 is; region1 sees the
+            # brand IP's code of store S2 through the store, and none of its guides.
+            seen = [g for g in CODES[key][0] if g in GUIDES_IN_SCOPE[ctx.persona]]
+            assert [g["guide_id"] for g in answer.body["guides"]] == [ctx.world.guides[g].id for g in seen]
+            userids = {ctx.world.guides[g].wecom_userid for g in seen}
+            assert answer.body["wecom_users"] == [u for u in code.wecom_users if u in userids]
         else:
             _not_found(answer, "live_code_id")
 
@@ -430,11 +374,16 @@ def check_welcome_send_list(ctx: Ctx) -> None:
     expected = {s.id for g, s in f.sends.items() if g in GUIDES_IN_SCOPE[ctx.persona]}
     assert {s["id"] for s in answer.body["items"]} == expected
     assert answer.body["count"] == len(expected)
-    # One code's sends: still only those of guides in scope; another brand's code shows nothing.
+    # One code's sends: still only those of guides in scope; a code outside the scope or another brand's is not
+    # found (never an empty page that tells it exists).
     for key, code in sorted(f.codes.items()):
         answer = ctx.client.get("/welcome-sends", live_code_id=code.id)
+        if key not in VISIBLE_CODES[ctx.persona]:
+            _not_found(answer, "live_code_id")
+            continue
         expected = {f.sends[g].id for g in ADDS.get(key, []) if g in GUIDES_IN_SCOPE[ctx.persona]}
         assert {s["id"] for s in answer.body["items"]} == expected, key
+    _not_found(ctx.client.get("/welcome-sends", live_code_id=2**62), "live_code_id")
 
 
 def check_welcome_message_list(ctx: Ctx) -> None:

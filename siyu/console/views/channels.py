@@ -8,11 +8,13 @@ their scope. The services decide; these views parse the form, call one service o
 from __future__ import annotations
 
 import re
+from itertools import zip_longest
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, re_path
 from django.utils.translation import gettext
@@ -20,15 +22,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from siyu.channels import selectors as sel
 from siyu.channels import services
-from siyu.channels.models import LiveCode, WelcomeMessage, WelcomeSend
+from siyu.channels.models import LiveCode, WelcomeAsset, WelcomeMessage, WelcomeSend
 from siyu.channels.qr import qr_data_uri, qr_png, qr_svg
+from siyu.channels.welcome import ATTACHMENTS_MAX
 from siyu.console.decorators import ConsoleRequest, console_view
 from siyu.core.errors import SiyuError
 from siyu.core.models import Guide, Role
+from siyu.core.scopes import Actor
 from siyu.core.selectors import guide_list, store_list
 from siyu.tags.selectors import tag_list
 
 PAGE = 25
+LISTED = (LiveCode.Status.ACTIVE, LiveCode.Status.PAUSED)  # the list's status filter (deleted codes are not listed)
 POSTER_SIZES = {"table": ("10cm", "15cm"), "bag": ("9cm", "5.4cm")}
 DAY_NAMES = "一二三四五六日"
 # Welcome failures the console explains in plain words (wecom-api.md §4.4).
@@ -57,13 +62,85 @@ def _int(value: Any) -> int | None:
 def channel_codes(request: ConsoleRequest) -> HttpResponse:
     actor = request.actor
     status = request.GET.get("status", "")
-    status = status if status in LiveCode.Status.values else ""
-    codes = sel.live_code_list(actor=actor, status=status, q=request.GET.get("q", "").strip()[:50])
-    page = Paginator(codes, PAGE).get_page(request.GET.get("page"))
+    status = status if status in LISTED else ""
+    q = request.GET.get("q", "").strip()[:50]
+    page = Paginator(sel.live_code_list(actor=actor, status=status, q=q), PAGE).get_page(request.GET.get("page"))
     counts = sel.live_code_add_counts(actor=actor, codes=list(page.object_list))
     rows = [(code, *counts[code.id], counts[code.id][0] - counts[code.id][1]) for code in page.object_list]
-    context = {"page": page, "rows": rows, "status": status, "can_manage": _can_manage(request), "tab": "codes"}
+    context = {
+        "page": page,
+        "rows": rows,
+        "status": status,
+        "statuses": [(s, LiveCode.Status(s).label) for s in LISTED],
+        "base_query": urlencode({k: v for k, v in (("q", q), ("status", status)) if v}),
+        "can_manage": _can_manage(request),
+        "tab": "codes",
+    }
     return render(request, "console/channels/list.html", context)
+
+
+# -- welcome attachments: links, uploaded images and files, mini-programs ---------------------------------------------
+# The forms post them as plain fields; the services check them with the one validator the API's requests reach too
+# (siyu.channels.welcome.clean_attachments), so a mini-program the API refuses is refused here for the same reason.
+
+_ATTACHMENT_FIELD = re.compile(r"^welcome_attachments\.(\d+)\b")
+MINIPROGRAM_FIELDS = ("title", "appid", "page", "cover")
+
+
+def attachments_posted(post: QueryDict) -> list[dict[str, Any]]:
+    """A welcome form's attachments in the services' input form: links ("title | URL" lines), the chosen uploads,
+    then the mini-program rows that are not blank (a half-filled row goes on, for the validator to name)."""
+    attachments: list[dict[str, Any]] = []
+    for line in filter(None, (part.strip() for part in post.get("links", "").splitlines())):
+        title, _, url = (p.strip() for p in line.partition("|"))
+        attachments.append({"msgtype": "link", "title": title, "url": url})
+    for asset_id in filter(None, (_int(v) for v in post.getlist("assets"))):
+        kind = post.get(f"asset_kind_{asset_id}", "image")
+        attachments.append({"msgtype": "file" if kind == "file" else "image", "asset_id": asset_id})
+    columns = [post.getlist(f"mp_{name}") for name in MINIPROGRAM_FIELDS]
+    for title, appid, page, cover in zip_longest(*columns, fillvalue=""):
+        if not any(value.strip() for value in (title, appid, page, cover)):
+            continue
+        attachments.append(
+            {"msgtype": "miniprogram", "title": title, "appid": appid, "page": page, "asset_id": _int(cover)}
+        )
+    return attachments
+
+
+def attachments_context(actor: Actor, attachments: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the attachment fields show: the links as lines, the chosen uploads, and the mini-programs with one
+    empty row to add another while there is room."""
+    miniprograms = [a for a in attachments if a.get("msgtype") == "miniprogram"]
+    if len(attachments) < ATTACHMENTS_MAX:
+        miniprograms.append({"title": "", "appid": "", "page": "", "asset_id": None})
+    assets = list(sel.welcome_assets(actor=actor))
+    return {
+        "links": "\n".join(f"{a['title']} | {a['url']}" for a in attachments if a.get("msgtype") == "link"),
+        # A mini-program's cover is an upload too, but not an attachment of its own.
+        "chosen_assets": {a.get("asset_id") for a in attachments if a.get("msgtype") in ("image", "file")},
+        "assets": assets,
+        "cover_assets": [a for a in assets if a.kind == WelcomeAsset.Kind.IMAGE],
+        "miniprograms": miniprograms,
+        "attachments_max": ATTACHMENTS_MAX,
+    }
+
+
+def attachment_error(exc: SiyuError, attachments: list[dict[str, Any]]) -> str:
+    """The services' message, saying which attachment it is about (the form has no positions, only kinds)."""
+    field = exc.field or ""
+    if field == "welcome_attachments" and len(attachments) > ATTACHMENTS_MAX:
+        return gettext(
+            "At most %(max)d attachments (links, images, files and mini-programs together): this message has %(n)d."
+        ) % {"max": ATTACHMENTS_MAX, "n": len(attachments)}
+    match = _ATTACHMENT_FIELD.match(field)
+    if match is None or int(match.group(1)) >= len(attachments):
+        return exc.message
+    index = int(match.group(1))
+    kind = attachments[index].get("msgtype")
+    number = sum(1 for a in attachments[: index + 1] if a.get("msgtype") == kind)
+    labels = {"link": gettext("Link %(n)d"), "miniprogram": gettext("Mini-program %(n)d")}
+    label = labels.get(str(kind), gettext("Upload %(n)d")) % {"n": number}
+    return f"{label}: {exc.message}"
 
 
 # -- the create / edit form ---------------------------------------------------------------------------------------
@@ -113,13 +190,6 @@ def _form_values(request: ConsoleRequest) -> tuple[dict[str, Any], dict[str, str
             errors["guide_ids"] = gettext("Schedule line “%(line)s” is not like “1-5 09:00-18:00”.") % {"line": exc}
             schedule = []
         options[guide_id] = {"daily_cap": cap, "schedule": schedule}
-    attachments: list[dict[str, Any]] = []
-    for line in filter(None, (part.strip() for part in post.get("links", "").splitlines())):
-        title, _, url = (p.strip() for p in line.partition("|"))
-        attachments.append({"msgtype": "link", "title": title, "url": url})
-    for asset_id in filter(None, (_int(v) for v in post.getlist("assets"))):
-        kind = post.get(f"asset_kind_{asset_id}", "image")
-        attachments.append({"msgtype": "file" if kind == "file" else "image", "asset_id": asset_id})
     values = {
         "name": post.get("name", ""),
         "guide_ids": guide_ids,
@@ -128,7 +198,7 @@ def _form_values(request: ConsoleRequest) -> tuple[dict[str, Any], dict[str, str
         "tag_ids": [t for t in (_int(v) for v in post.getlist("tags")) if t],
         "fallback_guide_id": _int(post.get("fallback")),
         "welcome_text": post.get("welcome_text", ""),
-        "welcome_attachments": attachments,
+        "welcome_attachments": attachments_posted(post),
     }
     return values, errors
 
@@ -162,8 +232,6 @@ def _form_context(request: ConsoleRequest, code: LiveCode | None, values: dict[s
         }
         for g in guides
     ]
-    links = "\n".join(f"{a['title']} | {a['url']}" for a in values["welcome_attachments"] if a["msgtype"] == "link")
-    chosen_assets = {a.get("asset_id") for a in values["welcome_attachments"]}
     return {
         "code": code,
         "values": values,
@@ -171,9 +239,7 @@ def _form_context(request: ConsoleRequest, code: LiveCode | None, values: dict[s
         "guides": guides,
         "stores": store_list(actor=actor),
         "tags": tag_list(actor=actor).select_related("group"),
-        "assets": sel.welcome_assets(actor=actor),
-        "chosen_assets": chosen_assets,
-        "links": links,
+        **attachments_context(actor, values["welcome_attachments"]),
         "strategies": LiveCode.Strategy.choices,
         "purposes": LiveCode.Purpose.choices,
         "tab": "codes",
@@ -203,7 +269,7 @@ def channel_code_new(request: ConsoleRequest) -> HttpResponse:
         except SiyuError as exc:
             if exc.status_code == 403:
                 raise
-            errors[(exc.field or "form").split(".")[0]] = exc.message
+            errors[(exc.field or "form").split(".")[0]] = attachment_error(exc, values["welcome_attachments"])
         else:
             messages.success(request, gettext("Live code created."))
             return redirect("console:channel_code_detail", live_code_id=code.id)
@@ -223,9 +289,9 @@ def channel_code_edit(request: ConsoleRequest, live_code_id: int) -> HttpRespons
         try:
             services.live_code_update(actor=request.actor, live_code_id=code.id, **values)
         except SiyuError as exc:
-            if exc.status_code in (403, 404):
+            if exc.status_code == 403 or exc.field == "live_code_id":
                 raise
-            errors[(exc.field or "form").split(".")[0]] = exc.message
+            errors[(exc.field or "form").split(".")[0]] = attachment_error(exc, values["welcome_attachments"])
         else:
             messages.success(request, gettext("Live code saved."))
             return redirect("console:channel_code_detail", live_code_id=code.id)
@@ -255,7 +321,8 @@ def channel_code_detail(request: ConsoleRequest, live_code_id: int) -> HttpRespo
         "code": code,
         "stats": stats,
         "chart": chart,
-        "members": sel.live_code_guides(code),
+        "members": sel.live_code_members(actor=actor, code=code),
+        "next_users": sel.live_code_next_users(actor=actor, code=code),
         "tags": code.tags.all(),
         "welcome": sel.welcome_for_code(code),
         "sends": sends,
@@ -350,21 +417,45 @@ def channel_code_poster(request: ConsoleRequest, live_code_id: int) -> HttpRespo
 # -- welcome messages, assets, logo --------------------------------------------------------------------------------
 
 
+def _welcome_values(request: ConsoleRequest) -> dict[str, Any]:
+    """What the welcome form shows: what was posted, the message named by ?edit=<id>, or an empty form."""
+    if request.method == "POST" and request.POST.get("form") == "welcome":
+        return {
+            "scope": request.POST.get("scope", WelcomeMessage.Scope.DEFAULT),
+            "guide_id": _int(request.POST.get("guide")),
+            "text": request.POST.get("text", ""),
+            "attachments": attachments_posted(request.POST),
+        }
+    editing = _int(request.GET.get("edit"))
+    message = sel.welcome_messages(actor=request.actor).filter(id=editing).first() if editing else None
+    if editing and message is None:
+        raise Http404("no such welcome message")
+    if message is None:
+        return {"scope": "", "guide_id": None, "text": "", "attachments": []}
+    return {
+        "scope": message.scope,
+        "guide_id": message.guide_id,
+        "text": message.text,
+        "attachments": message.attachments,
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @console_view
 def channel_welcome(request: ConsoleRequest) -> HttpResponse:
     actor = request.actor
     errors: dict[str, str] = {}
+    welcome = _welcome_values(request)
     if request.method == "POST":
         form = request.POST.get("form")
         try:
             if form == "welcome":
-                scope = request.POST.get("scope", WelcomeMessage.Scope.DEFAULT)
                 services.welcome_message_save(
                     actor=actor,
-                    scope=scope,
-                    guide_id=_int(request.POST.get("guide")),
-                    text=request.POST.get("text", ""),
+                    scope=welcome["scope"],
+                    guide_id=welcome["guide_id"],
+                    text=welcome["text"],
+                    attachments=welcome["attachments"],
                 )
             elif form == "asset":
                 upload = request.FILES.get("file")
@@ -383,15 +474,18 @@ def channel_welcome(request: ConsoleRequest) -> HttpResponse:
                     caption=request.POST.get("caption"),
                 )
         except SiyuError as exc:
-            if exc.status_code in (403, 404):
+            if exc.status_code == 403:
                 raise
-            errors[form or "form"] = exc.message
+            # Unknown guides or uploads are the form's errors (a 404 page would lose what was typed).
+            key = "welcome_attachments" if (exc.field or "").startswith("welcome_attachments") else form or "form"
+            errors[key] = attachment_error(exc, welcome["attachments"])
         else:
             messages.success(request, gettext("Saved."))
             return redirect("console:channel_welcome")
     context = {
         "welcomes": sel.welcome_messages(actor=actor),
-        "assets": sel.welcome_assets(actor=actor),
+        "welcome": welcome,
+        **attachments_context(actor, welcome["attachments"]),
         "guides": guide_list(actor=actor).filter(status=Guide.Status.ACTIVE),
         "branding": sel.qr_branding(tenant_id=actor.tenant_id),
         "errors": errors,
@@ -407,10 +501,27 @@ def channel_welcome(request: ConsoleRequest) -> HttpResponse:
 def channel_welcome_sends(request: ConsoleRequest) -> HttpResponse:
     status = request.GET.get("status", WelcomeSend.Status.FAILED)
     status = status if status in WelcomeSend.Status.values else ""
-    sends = sel.welcome_send_list(actor=request.actor, status=status)
+    raw_code = request.GET.get("live_code_id", "")
+    code = None
+    if raw_code:
+        # One code's sends: a code outside the scope (or another brand's, or no code at all) is a 404, like the API.
+        live_code_id = _int(raw_code)
+        if live_code_id is None:
+            raise Http404("live_code_id must be a live code's id")
+        code = sel.access_live_code(actor=request.actor, live_code_id=live_code_id)
+    sends = sel.welcome_send_list(actor=request.actor, live_code_id=code.id if code else None, status=status)
     page = Paginator(sends, PAGE).get_page(request.GET.get("page"))
     rows = [(s, REASONS.get(s.errcode, s.error)) for s in page.object_list]
-    context = {"page": page, "rows": rows, "status": status, "statuses": WelcomeSend.Status.choices, "tab": "sends"}
+    query = {"status": status or "all", **({"live_code_id": str(code.id)} if code else {})}
+    context = {
+        "page": page,
+        "rows": rows,
+        "status": status,
+        "statuses": WelcomeSend.Status.choices,
+        "code": code,
+        "base_query": urlencode(query),
+        "tab": "sends",
+    }
     return render(request, "console/channels/sends.html", context)
 
 

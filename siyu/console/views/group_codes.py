@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -32,6 +33,7 @@ from siyu.groups.selectors import (
     group_code_by_token,
     group_code_list,
     group_code_public_url_path,
+    group_code_slot_counts,
     group_code_slots,
     group_code_stats,
     group_invite_list,
@@ -199,12 +201,22 @@ def _form_view(request: ConsoleRequest, code: GroupCode | None) -> HttpResponse:
 @console_view
 def group_codes(request: ConsoleRequest) -> HttpResponse:
     actor = request.actor
-    page = Paginator(group_code_list(actor=actor), PAGE).get_page(request.GET.get("page"))
-    slots: dict[int, int] = {}
-    for code in page.object_list:
-        slots[code.id] = code.slots.count()
+    status = request.GET.get("status", "")
+    status = status if status in GroupCode.Status.values else ""
+    q = request.GET.get("q", "").strip()[:100]
+    codes = group_code_list(actor=actor, status=status, q=q)
+    page = Paginator(codes, PAGE).get_page(request.GET.get("page"))
+    slots = group_code_slot_counts(actor=actor, codes=list(page.object_list))
     rows = [(code, slots[code.id]) for code in page.object_list]
-    context = {"tab": "codes", "page": page, "rows": rows, "can_manage": can_manage_group_codes(actor)}
+    context = {
+        "tab": "codes",
+        "page": page,
+        "rows": rows,
+        "status": status,
+        "statuses": GroupCode.Status.choices,
+        "base_query": urlencode({k: v for k, v in (("q", q), ("status", status)) if v}),
+        "can_manage": can_manage_group_codes(actor),
+    }
     return render(request, "console/group_codes/list.html", context)
 
 

@@ -1,5 +1,6 @@
-"""门店活码 Store codes: stores' coordinates and hours, whether each has a guide and a group code, a scatter chart
-of their locations, CSV import, the locator's settings and a preview of the public landing page.
+"""门店活码 Store codes: stores' coordinates, weekly hours and closures, whether each has a guide and a group code,
+a scatter chart of their locations, a page per store, CSV import (a background job with progress and a report),
+the locator's settings and a preview of the public landing page.
 
 HQ, region and store managers edit their stores; franchisees look; guides have no store-code pages. Settings
 (radius, time zone, fallback code) are brand-wide: HQ only. Views parse, call one service or selector, render.
@@ -24,15 +25,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from siyu.console.decorators import ConsoleRequest, console_view
 from siyu.core.errors import SiyuError
+from siyu.core.hours import MAX_TEXT, format_hours
 from siyu.core.selectors import region_list
 from siyu.storecodes import codes
-from siyu.storecodes.geo import hours_label
+from siyu.storecodes.display import week_rows, week_summary
 from siyu.storecodes.models import MAX_RADIUS_M
 from siyu.storecodes.selectors import (
     Located,
     access_geo_store,
+    access_store_import,
     can_edit,
     geo_store_list,
+    latest_store_import,
     require_editor,
     require_hq,
     require_viewer,
@@ -47,13 +51,15 @@ from siyu.storecodes.services import (
     store_code_settings_ensure,
     store_code_settings_update,
     store_code_token_rotate,
-    store_geo_import,
     store_geo_update,
+    store_import_request,
 )
 
 PAGE = 50
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-CSV_COLUMNS = ("code", "latitude", "longitude", "opens_at", "closes_at")
+# The import's columns: `code` and at least one other; a column the file leaves out keeps the stores' values.
+CSV_COLUMNS = ("code", "latitude", "longitude", "hours", "temporarily_closed")
+HOURS_EXAMPLE = "mon-fri 10:00-22:00; sat-sun 09:00-23:00"
 
 
 class StoreFilterForm(forms.Form):
@@ -80,12 +86,22 @@ class StoreFilterForm(forms.Form):
 class StoreGeoForm(forms.Form):
     latitude = forms.DecimalField(label=_("Latitude"), required=False, max_digits=9, decimal_places=6)
     longitude = forms.DecimalField(label=_("Longitude"), required=False, max_digits=9, decimal_places=6)
-    opens_at = forms.TimeField(label=_("Opens at"), required=False, widget=forms.TimeInput(attrs={"type": "time"}))
-    closes_at = forms.TimeField(
-        label=_("Closes at"),
+    hours = forms.CharField(
+        label=_("Opening hours"),
         required=False,
-        widget=forms.TimeInput(attrs={"type": "time"}),
-        help_text=_("Earlier than the opening time: open overnight. Same as the opening time: open 24 hours."),
+        max_length=MAX_TEXT,
+        widget=forms.TextInput(attrs={"placeholder": HOURS_EXAMPLE, "size": 60, "spellcheck": "false"}),
+        help_text=_(
+            "Days then hours, separated by semicolons, e.g. mon-fri 10:00-22:00; sat-sun 09:00-23:00. Days not "
+            "named are closed; write sun closed to be explicit, 24h for round the clock, two intervals as "
+            "10:00-14:00, 17:00-22:00. A closing time before the opening time is the next day (18:00-02:00). "
+            "Empty: hours not set (the locator treats the store as open)."
+        ),
+    )
+    temporarily_closed = forms.BooleanField(
+        label=_("Temporarily closed"),
+        required=False,
+        help_text=_("The locator skips the store whatever its hours, until this is unticked."),
     )
 
 
@@ -131,8 +147,8 @@ def store_codes(request: ConsoleRequest) -> HttpResponse:
         located=data.get("located") or "",
     )
     page = Paginator(stores, PAGE).get_page(request.GET.get("page"))
-    flags = codes.store_code_flags(tenant_id=actor.tenant_id, store_ids=[s.id for s in page.object_list])
-    rows = [(s, hours_label(s.opens_at, s.closes_at), flags[s.id]) for s in page.object_list]
+    flags = codes.store_code_flags(actor=actor, store_ids=[s.id for s in page.object_list])
+    rows = [(s, week_summary(s.hours), flags[s.id]) for s in page.object_list]
     landing = store_code_settings_ensure(tenant_id=actor.tenant_id)
     query = {k: v for k, v in request.GET.items() if k != "page" and v}
     context = {
@@ -148,13 +164,36 @@ def store_codes(request: ConsoleRequest) -> HttpResponse:
     return render(request, "console/storecodes/list.html", context)
 
 
+@require_GET
+@console_view
+def store_code_detail(request: ConsoleRequest, store_id: int) -> HttpResponse:
+    """One store: location, the week's hours, and its codes with the guides and groups behind them in scope."""
+    actor = request.actor
+    require_viewer(actor)
+    store = access_geo_store(actor=actor, store_id=store_id)
+    landing = store_code_settings_ensure(tenant_id=actor.tenant_id)
+    context = {
+        "store": store,
+        "week": week_rows(store.hours),
+        "detail": codes.store_code_detail(actor=actor, store_id=store.id),
+        "landing_path": reverse("storecodes:landing", args=[landing.public_token]),
+        "can_edit": can_edit(actor),
+    }
+    return render(request, "console/storecodes/detail.html", context)
+
+
 @require_http_methods(["GET", "POST"])
 @console_view
 def store_code_edit(request: ConsoleRequest, store_id: int) -> HttpResponse:
     actor = request.actor
     require_editor(actor)
     store = access_geo_store(actor=actor, store_id=store_id)
-    initial = {k: getattr(store, k) for k in ("latitude", "longitude", "opens_at", "closes_at")}
+    initial = {
+        "latitude": store.latitude,
+        "longitude": store.longitude,
+        "hours": format_hours(store.hours),
+        "temporarily_closed": store.temporarily_closed,
+    }
     form = StoreGeoForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -162,8 +201,8 @@ def store_code_edit(request: ConsoleRequest, store_id: int) -> HttpResponse:
             geo = clean_geo(
                 latitude=data["latitude"],
                 longitude=data["longitude"],
-                opens_at=data["opens_at"],
-                closes_at=data["closes_at"],
+                hours=data["hours"],
+                temporarily_closed=data["temporarily_closed"],
             )
             store_geo_update(actor=actor, store_id=store.id, geo=geo)
         except SiyuError as exc:
@@ -172,15 +211,19 @@ def store_code_edit(request: ConsoleRequest, store_id: int) -> HttpResponse:
             _form_error(form, exc, {k: k for k in initial})
         else:
             messages.success(request, gettext("Saved %(store)s.") % {"store": store.name})
-            return redirect("console:store_codes")
+            return redirect("console:store_code_detail", store_id=store.id)
     status = 422 if form.is_bound and form.errors else 200
     return render(request, "console/storecodes/edit.html", {"form": form, "store": store}, status=status)
 
 
-def _csv_rows(upload: Any) -> tuple[list[ImportRow], str]:
-    """The file's rows (line numbers as a spreadsheet shows them), or an error about the file as a whole."""
+class FileRefused(Exception):
+    """The upload as a whole cannot be imported (size, encoding, header); the message says why, translated."""
+
+
+def _csv_rows(upload: Any) -> tuple[list[str], list[ImportRow]]:
+    """The file's optional columns and rows (line numbers as a spreadsheet shows them)."""
     if upload.size > MAX_UPLOAD_BYTES:
-        return [], gettext("The file is larger than 5 MB.")
+        raise FileRefused(gettext("The file is larger than 5 MB."))
     raw = upload.read()
     for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK unless told otherwise
         try:
@@ -189,51 +232,73 @@ def _csv_rows(upload: Any) -> tuple[list[ImportRow], str]:
         except UnicodeDecodeError:
             continue
     else:
-        return [], gettext("The file is not text (save it as CSV, UTF-8).")
+        raise FileRefused(gettext("The file is not text (save it as CSV, UTF-8)."))
     reader = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(reader, [])]
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        return [], gettext("The first line must name the columns %(columns)s; missing: %(missing)s.") % {
-            "columns": ", ".join(CSV_COLUMNS),
-            "missing": ", ".join(missing),
-        }
-    index = {c: header.index(c) for c in CSV_COLUMNS}
+    present = [c for c in CSV_COLUMNS if c in header]
+    if "code" not in present or len(present) == 1:
+        raise FileRefused(
+            gettext("The first line must name the column code and at least one of %(columns)s.")
+            % {"columns": ", ".join(CSV_COLUMNS[1:])}
+        )
+    if ("latitude" in present) != ("longitude" in present):
+        raise FileRefused(gettext("The columns latitude and longitude come together: the file has only one."))
+    index = {c: header.index(c) for c in present}
     rows = []
     for line, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue
+        # A column the file has: its cell, "" when the row is short (clears); one it has not: None (keeps).
         cell = {c: (cells[i] if i < len(cells) else "") for c, i in index.items()}
         rows.append(ImportRow(line=line, **cell))
         if len(rows) > MAX_IMPORT_ROWS:
-            break
-    return rows, ""
+            raise FileRefused(gettext("At most %(max)s rows per file.") % {"max": MAX_IMPORT_ROWS})
+    if not rows:
+        raise FileRefused(gettext("The file has no rows below its header."))
+    return present[1:], rows
+
+
+def _import_context(job: Any) -> dict[str, Any]:
+    return {"job": job, "problems": job.problems[:500] if job is not None else []}
 
 
 @require_http_methods(["GET", "POST"])
 @console_view
 def store_code_import(request: ConsoleRequest) -> HttpResponse:
+    """Upload a CSV: the file is read here (a whole-file problem answers at once), its rows are applied by a job
+    whose progress and report the page polls for (`store_code_import_status`)."""
     actor = request.actor
     require_editor(actor)
-    context: dict[str, Any] = {"columns": CSV_COLUMNS, "max_rows": MAX_IMPORT_ROWS}
+    context: dict[str, Any] = {"columns": CSV_COLUMNS, "max_rows": MAX_IMPORT_ROWS, "hours_example": HOURS_EXAMPLE}
     status = 200
     if request.method == "POST":
         upload = request.FILES.get("file")
-        if upload is None:
-            context["file_error"] = gettext("Choose a CSV file.")
+        try:
+            if upload is None:
+                raise FileRefused(gettext("Choose a CSV file."))
+            columns, rows = _csv_rows(upload)
+            job = store_import_request(actor=actor, file_name=upload.name or "", columns=columns, rows=rows)
+        except FileRefused as exc:
+            context["file_error"] = str(exc)
+            status = 422
         else:
-            rows, file_error = _csv_rows(upload)
-            if file_error:
-                context["file_error"] = file_error
-            elif not rows:
-                context["file_error"] = gettext("The file has no rows below its header.")
-            else:
-                context["report"] = store_geo_import(actor=actor, rows=rows)
-        status = 422 if context.get("file_error") or (context.get("report") and context["report"].errors) else 200
+            if not request.htmx:
+                return redirect("console:store_code_import")  # the page shows the user's latest import
+            context.update(_import_context(job))
+    else:
+        context.update(_import_context(latest_store_import(actor=actor)))
     if request.htmx:
         # htmx swaps only 2xx answers; the partial carries the errors itself.
         return render(request, "console/storecodes/_import_result.html", context)
     return render(request, "console/storecodes/import.html", context, status=status)
+
+
+@require_GET
+@console_view
+def store_code_import_status(request: ConsoleRequest, import_id: int) -> HttpResponse:
+    """The import's progress, then its report; the partial polls itself until the job has finished."""
+    job = access_store_import(actor=request.actor, import_id=import_id)
+    return render(request, "console/storecodes/_import_result.html", _import_context(job))
 
 
 @require_http_methods(["GET", "POST"])
@@ -280,7 +345,9 @@ def store_code_token_rotate_view(request: ConsoleRequest) -> HttpResponse:
 urlpatterns = [
     path("acquisition/store-codes/", store_codes, name="store_codes"),
     path("acquisition/store-codes/import/", store_code_import, name="store_code_import"),
+    path("acquisition/store-codes/import/<int:import_id>/", store_code_import_status, name="store_code_import_status"),
     path("acquisition/store-codes/settings/", store_code_settings, name="store_code_settings"),
     path("acquisition/store-codes/settings/rotate/", store_code_token_rotate_view, name="store_code_token_rotate"),
-    path("acquisition/store-codes/<int:store_id>/", store_code_edit, name="store_code_edit"),
+    path("acquisition/store-codes/<int:store_id>/", store_code_detail, name="store_code_detail"),
+    path("acquisition/store-codes/<int:store_id>/edit/", store_code_edit, name="store_code_edit"),
 ]

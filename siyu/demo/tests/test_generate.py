@@ -16,6 +16,7 @@ from siyu.demo.generate import (
     CustomerPlan,
     activity_plan,
     customer_plan,
+    fission_plan,
     local_midnight,
     org_plan,
 )
@@ -160,3 +161,45 @@ def test_lifecycle_stage_follows_from_orders_and_friendships(plan: CustomerPlan)
 def test_anchor_is_local_midnight() -> None:
     anchor = local_midnight(dt.datetime(2026, 6, 20, 17, 30, tzinfo=dt.UTC))  # 01:30 on the 21st in Shanghai
     assert anchor == dt.datetime(2026, 6, 21, tzinfo=TZ)
+
+
+def test_leads_through_a_live_code_reach_the_codes_guides(plan: CustomerPlan) -> None:
+    """The channel codes list the brand IP and every store's lead guide: their adds went to no one else."""
+    coded = {c.state for c in ref.LIVE_CODES if c.leads}
+    brand_ip = plan.org.brand_ip.index
+    leads = {guides[0].index for guides in plan.org.guides_by_store.values()}
+    first = [c.follows[0] for c in plan.customers if c.follows and c.follows[0].state in coded]
+    assert {f.state for f in first} == {"ad-douyin", "xhs-note", "bag-card-tmall", "bag-card-jd"}
+    assert {f.guide for f in first} <= leads | {brand_ip}
+    assert brand_ip in {f.guide for f in first}
+
+
+def test_the_fission_campaign_is_the_brand_ips_referrals_since_it_began() -> None:
+    plan = _plan(seed=7, customers=4000)
+    fission = fission_plan(plan=plan, seed=7)
+    assert fission == fission_plan(plan=plan, seed=7)
+    assert fission.starts_at == dt.datetime(2026, 5, 30, 10, tzinfo=TZ)
+    assert fission.starts_at < ANCHOR < fission.ends_at
+    referrals = sorted(
+        (c.follows[0].added_at, c.index)
+        for c in plan.customers
+        if c.source == "referral" and c.follows[0].guide == plan.org.brand_ip.index
+        and c.follows[0].added_at >= fission.starts_at
+    )  # fmt: skip
+    joins = fission.joins
+    assert [(j.at, j.customer) for j in joins] == referrals
+    invites = Counter(j.inviter for j in joins if j.inviter is not None)
+    for j in joins:
+        if j.inviter is None:
+            assert j.visits == ()
+            continue
+        inviter = joins[j.inviter]
+        # Invited through a poster shared before: by someone who joined and opened their page earlier.
+        assert inviter.shared_at is not None
+        assert inviter.at < inviter.shared_at < j.at
+        assert j.visits
+    assert 0 < len(invites) < sum(1 for j in joins if j.shared_at)  # many share, fewer bring friends
+    # The two cheats: one phone behind all of an inviter's friends; an inviter's own phone on their landing.
+    reused = [i for i in invites if len({v for j in joins if j.inviter == i for v in j.visits}) == 1]
+    assert any(invites[i] >= 4 for i in reused)
+    assert any(j.inviter in j.visits for j in joins)

@@ -16,18 +16,22 @@ from django.db import connection, models
 from django.db.models import F
 
 from siyu.analytics.models import Event
+from siyu.campaigns.models import Invite, Participant, RewardGrant
+from siyu.channels.models import LiveCode
 from siyu.commerce.models import Order
 from siyu.core.errors import Conflict
 from siyu.core.models import AuditLog, Franchisee, Guide, Membership, Region, Role, Store, Tenant
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
 from siyu.customers.selectors import customer_list, customer_pii, customer_scope
+from siyu.demo import acquisition, services
 from siyu.demo import reference as ref
-from siyu.demo import services
-from siyu.demo.generate import TZ, CustomerPlan, activity_plan, customer_plan, org_plan
+from siyu.demo.generate import TZ, CustomerPlan, activity_plan, customer_plan, fission_plan, group_plan, org_plan
 from siyu.demo.models import DemoLoad, DemoLoadState
 from siyu.demo.services import PHASES, demo_load
+from siyu.groups.models import GroupCode
 from siyu.tags.models import CustomerTag, Tag, TagGroup
+from siyu.wecom.models import WeComConnection
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +41,7 @@ SEED = 11
 
 TENANT_TABLES: tuple[type[models.Model], ...] = (
     Region, Franchisee, Store, Guide, Customer, Identity, FollowRelation, TagGroup, Tag, CustomerTag, Event, Order,
-    Membership, AuditLog,
+    Membership, AuditLog, WeComConnection, LiveCode, GroupCode, Participant, Invite, RewardGrant,
 )  # fmt: skip
 
 
@@ -52,11 +56,27 @@ def _plan(customers: int = SIZE) -> CustomerPlan:
     return customer_plan(org=org_plan(seed=SEED, anchor=ANCHOR), seed=SEED, customers=customers, anchor=ANCHOR)
 
 
-def _expected(plan: CustomerPlan) -> dict[str, int]:
-    """Row counts the plan implies, event by event: what a complete load must have written, no more."""
+def _expected(plan: CustomerPlan, *, granted: int = 0, fulfilled: int = 0) -> dict[str, int]:
+    """Row counts the plan implies, event by event: what a complete load must have written, no more.
+
+    The campaign's rewards are decided by the campaigns service as it settles the invites (`granted` of them, and
+    `fulfilled` handed over by the loader), so those two come from the load.
+    """
     follows = [f for c in plan.customers for f in c.follows]
     refunds = sum(1 for o in plan.orders if o.refunded_at)
-    activity = len(activity_plan(plan=plan, seed=SEED))
+    activity_ = activity_plan(plan=plan, seed=SEED)
+    fission = fission_plan(plan=plan, seed=SEED)
+    invites = sum(1 for j in fission.joins if j.inviter is not None)
+    sharers = sum(1 for j in fission.joins if j.shared_at is not None)
+    stores_with_guides = len({g.store_code for g in plan.org.guides if g.store_code and g.status == "active"})
+    live_codes = stores_with_guides + len(ref.LIVE_CODES) + 1 + sharers  # + the campaign's entry and personal codes
+    groups = group_plan(org=plan.org, plan=plan, activity=activity_, seed=SEED)
+    group_sizes = {g.name: 1 + len(g.members) for g in groups}
+    group_codes = sum(
+        1
+        for city, _slug, threshold in ref.GROUP_CODE_CITIES
+        if any(group_sizes.get(ref.GROUP_NAME.format(city=city, number=n), threshold) < threshold for n in range(1, 6))
+    )
     return {
         "Region": len(ref.REGIONS),
         "Franchisee": len(ref.FRANCHISEES),
@@ -68,13 +88,26 @@ def _expected(plan: CustomerPlan) -> dict[str, int]:
         "TagGroup": len(ref.TAG_GROUPS),
         "Tag": sum(len(tags) for *_, tags in ref.TAG_GROUPS),
         "CustomerTag": plan.tag_count,
+        # + the campaign's: campaign.joined per participant, campaign.invited per invite, reward.granted per reward
         "Event": len(plan.customers) + len(follows) + sum(1 for f in follows if f.deleted_at) + plan.tag_count
-        + activity + len(plan.orders) + refunds,
+        + len(activity_) + len(plan.orders) + refunds + len(fission.joins) + invites + granted,
         "Order": len(plan.orders),
         "Membership": len(ref.LOGINS),
-        # demo.load plus one tag_group.create per group (the catalogue goes through the tags service)
-        "AuditLog": 1 + len(ref.TAG_GROUPS),
-    }
+        # demo.load, one tag_group.create per group (the catalogue goes through the tags service), then the
+        # acquisition's: the WeCom connection, each live code and group code, two welcome messages, the store
+        # locator's settings, the campaign's creation and activation and each reward handed over.
+        "AuditLog": 1 + len(ref.TAG_GROUPS) + 1 + live_codes + group_codes + 2 + 1 + 2 + fulfilled,
+        "WeComConnection": 1,
+        "LiveCode": live_codes,
+        "GroupCode": group_codes,
+        "Participant": len(fission.joins),
+        "Invite": invites,
+    }  # fmt: skip
+
+
+def _granted(tenant_id: int) -> dict[str, int]:
+    grants = RewardGrant.objects.filter(tenant_id=tenant_id)
+    return {"granted": grants.count(), "fulfilled": grants.filter(status=RewardGrant.Status.FULFILLED).count()}
 
 
 def _load(slug: str = "demo") -> Tenant:
@@ -95,8 +128,8 @@ def test_the_brand_has_regions_stores_franchisees_guides_and_the_brand_ip() -> N
         assert store.longitude is not None
         assert abs(float(store.latitude) - city.latitude) < 0.06
         assert abs(float(store.longitude) - city.longitude) < 0.06
-        assert store.opens_at is not None
-        assert store.closes_at is not None
+        assert len(store.hours["mon"]) == 1  # the same interval every day
+        assert all(store.hours[day] == store.hours["mon"] for day in store.hours)
     for franchisee in Franchisee.objects.filter(tenant=tenant):
         assert franchisee.stores.count() >= 1
     guides = Guide.objects.filter(tenant=tenant, kind=Guide.Kind.GUIDE)
@@ -111,7 +144,7 @@ def test_the_brand_has_regions_stores_franchisees_guides_and_the_brand_ip() -> N
 def test_a_load_writes_exactly_what_the_plan_implies() -> None:
     tenant = _load()
     counts = _counts(tenant.id)
-    expected = _expected(_plan())
+    expected = _expected(_plan(), **_granted(tenant.id))
     assert {k: counts[k] for k in expected} == expected
     events = Counter(Event.objects.filter(tenant=tenant).values_list("type", flat=True))
     assert events["customer.created"] == SIZE
@@ -230,7 +263,32 @@ def test_a_crashed_load_is_completed_by_the_next_run(
     assert result.already_loaded is False
     assert list(result.phases) == names[failed_at:]
     assert _counts(load.tenant_id) == _counts(reference.id)
-    assert {k: v for k, v in _counts(load.tenant_id).items() if k in _expected(_plan())} == _expected(_plan())
+    expected = _expected(_plan(), **_granted(load.tenant_id))
+    assert {k: v for k, v in _counts(load.tenant_id).items() if k in expected} == expected
+
+
+def test_a_load_that_crashed_making_the_codes_is_completed_by_the_next_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = _load(slug="reference")
+    real = acquisition.fission_invite_record
+
+    def crashing(**kwargs: Any) -> None:
+        real(**kwargs)
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(acquisition, "fission_invite_record", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        demo_load(slug="demo", seed=SEED, customers=SIZE, anchor=ANCHOR)
+    load = DemoLoad.objects.get(slug="demo")
+    assert {s.phase: s.done for s in load.states.all()} == {p.name: p.name != "acquisition" for p in PHASES}
+    # Codes, campaign and the connection went with the phase; the follow relations kept the timeline's states.
+    assert not LiveCode.objects.filter(tenant_id=load.tenant_id).exists()
+    assert not WeComConnection.objects.filter(tenant_id=load.tenant_id).exists()
+    assert not FollowRelation.objects.filter(tenant_id=load.tenant_id, state__startswith="fx").exists()
+
+    monkeypatch.undo()
+    result = demo_load(slug="demo")
+    assert list(result.phases) == ["acquisition"]
+    assert _counts(load.tenant_id) == _counts(reference.id)
 
 
 def test_two_loads_of_the_same_seed_hold_the_same_brand() -> None:
@@ -251,6 +309,15 @@ def test_two_loads_of_the_same_seed_hold_the_same_brand() -> None:
             "events": Counter(Event.objects.filter(tenant=tenant).values_list("type", "occurred_at")),
             "identities": sorted(Identity.objects.filter(tenant=tenant).values_list("kind", "value")),
             "tags": Counter(CustomerTag.objects.filter(tenant=tenant).values_list("tag__name", "source", "created_at")),
+            # Fission codes' states hold the campaign's id, which differs between the two brands.
+            "codes": sorted(
+                LiveCode.objects.filter(tenant=tenant).exclude(purpose=LiveCode.Purpose.FISSION)
+                .values_list("state", "strategy", "wecom_users", "created_at")
+            ),
+            "participants": sorted(
+                Participant.objects.filter(tenant=tenant)
+                .values_list("joined_at", "invites_counted", "invites_pending", "fraud_score", "review")
+            ),
         }  # fmt: skip
 
     assert fingerprint(first) == fingerprint(second)

@@ -7,17 +7,15 @@ brand, region and store managers and franchisees the codes of their stores, a gu
 only HQ, region and store managers change codes and migrations; only HQ sets up tag rules. Another brand's or an
 out-of-scope code answers 404. A refused write changes neither the database nor WeCom (the join ways).
 
-WeCom is the emulator, one per test process (a daemon thread) with a corp per brand: `group_code_request` hands
-back a request that is sent after it returns, so WeCom has to outlive the call. Each test connects its own two
-brands to it afresh and opens the chats it needs; checks compare WeCom's join ways before and after a request,
-never absolute counts.
+WeCom is the emulator the test process shares, with a corp per brand (siyu.wecom.tests.emulated.world_wecom):
+`group_code_request` hands back a request that is sent after it returns, so WeCom has to outlive the call. Each
+test connects its own two brands to it afresh and opens the chats it needs; checks compare WeCom's join ways before
+and after a request, never absolute counts.
 """
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
-import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,11 +25,6 @@ from django.utils import timezone
 from siyu.core import pii
 from siyu.core.models import AuditLog
 from siyu.core.scopes import Actor
-from siyu.emulator.config import EmulatorConfig
-from siyu.emulator.core import Emulator
-from siyu.emulator.model import Member
-from siyu.emulator.seed import SeedSpec, build_corp
-from siyu.emulator.server import RunningServer, serve_in_thread
 from siyu.groups.models import (
     CustomerGroup,
     GroupCode,
@@ -57,8 +50,7 @@ from siyu.tags.models import Tag
 from siyu.tags.services import tag_group_create
 from siyu.testing import VISIBLE, World
 from siyu.wecom.models import WeComConnection
-from siyu.wecom.services import connection_create
-from siyu.wecom.tests.support import AES_KEY, TOKEN
+from siyu.wecom.tests.emulated import connect_world, world_corp, world_wecom
 
 
 class Ctx(Protocol):
@@ -102,37 +94,12 @@ def _persona_brand(persona: str) -> str:
     return "b" if persona == "outsider" else "a"
 
 
-# -- WeCom: one emulator per test process ---------------------------------------------------------------------------
-
-CORP_SPECS = {
-    brand: SeedSpec(seed=seed, corp_id=f"wwgroupmatrix{brand}01", anchor=1_700_000_000, regions=1,
-                    stores_per_region=1, guides_per_store=1, customers=1, group_chats=0)
-    for brand, seed in (("a", 61), ("b", 62))
-}  # fmt: skip
-# The world's guides are members of their brand's corp: chats need a member as owner, and other matrices' rows
-# sharing a world with this one (the credential tests) find their guides in whichever corp a brand is connected to.
-WORLD_MEMBERS = {"a": ("guide1", "guide2", "guide3", "brand_ip"), "b": ("guide1",)}
-
-
-@functools.cache
-def wecom() -> RunningServer:
-    corps = [build_corp(spec) for spec in CORP_SPECS.values()]
-    for brand, corp in zip(CORP_SPECS, corps, strict=True):
-        root = min(corp.departments)
-        for userid in WORLD_MEMBERS[brand]:
-            corp.members[userid] = Member(userid=userid, name=userid, department=[root], main_department=root)
-    server = serve_in_thread(Emulator(EmulatorConfig(), corps))
-    atexit.register(server.stop)
-    return server
-
-
-def _corp_id(brand: str) -> str:
-    return CORP_SPECS[brand].resolved_corp_id()
+# -- WeCom: the emulator the test process shares (siyu.wecom.tests.emulated.world_wecom) ----------------------------
 
 
 def _ways() -> dict[str, list[tuple[str, str, str, tuple[str, ...]]]]:
     """Every join way WeCom holds, per corp: what a refused request must leave alone."""
-    emulator = wecom().emulator
+    emulator = world_wecom().emulator
     with emulator.lock:
         return {
             corp_id: sorted((w.config_id, w.state, w.remark, tuple(w.chat_id_list)) for w in corp.join_ways.values())
@@ -141,9 +108,8 @@ def _ways() -> dict[str, list[tuple[str, str, str, tuple[str, ...]]]]:
 
 
 def _way(brand: str, config_id: str) -> tuple[str, list[str]] | None:
-    emulator = wecom().emulator
-    with emulator.lock:
-        way = emulator.corps[_corp_id(brand)].join_ways.get(config_id)
+    with world_wecom().emulator.lock:
+        way = world_corp(brand).join_ways.get(config_id)
         return (way.state, list(way.chat_id_list)) if way else None
 
 
@@ -158,24 +124,6 @@ class Fixture:
     rules: dict[str, GroupInviteRule]
     migrations: dict[str, GroupMigration]
     free_tags: dict[str, Tag]  # per brand, a tag no rule uses yet
-
-
-def _connect(world: World) -> None:
-    """Connect both brands to this module's emulator, unless another matrix's rows did so for the same world."""
-    server = wecom()
-    for brand, tenant in (("a", world.tenant_a), ("b", world.tenant_b)):
-        if WeComConnection.objects.filter(tenant=tenant).exists():
-            continue
-        corp = server.emulator.corps[_corp_id(brand)]
-        connection_create(
-            actor=Actor.system(tenant.id),
-            corp_id=corp.corp_id,
-            agent_id=str(corp.apps[0].agentid),
-            contact_secret=corp.apps[0].secret,
-            callback_token=TOKEN,
-            encoding_aes_key=AES_KEY,
-            api_base_url=f"{server.url}/cgi-bin/",
-        )
 
 
 def _group(world: World, key: str) -> CustomerGroup:
@@ -217,7 +165,7 @@ def fixture(world: World) -> Fixture:
     built: Fixture | None = getattr(world, "_group_code_fixture", None)
     if built is not None:
         return built
-    _connect(world)
+    connect_world(world)
     groups = {key: _group(world, key) for key in CODE_KEYS}
     codes = {key: _new_code(world, groups, key, f"code-{key}") for key in CODE_KEYS}
     tags = {

@@ -4,33 +4,16 @@ to a seeded emulator corp served over HTTP (shared with the WeCom connector's te
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from siyu.api.tests.conftest import tokens  # noqa: F401 - API tokens per persona, for test_api
 from siyu.core.scopes import Actor
-from siyu.emulator.server import RunningServer
 from siyu.groups.models import CustomerGroup, GroupCode, GroupCodeSlot
 from siyu.groups.services import GroupInput, GroupMemberInput, group_upsert
 from siyu.testing import World
-from siyu.wecom.tests.emulated import Brand, connect_brand, emulator_serving
-
-
-@pytest.fixture
-def emulator() -> Iterator[RunningServer]:
-    with emulator_serving() as server:
-        yield server
-
-
-@pytest.fixture
-def brand(db: None, emulator: RunningServer) -> Iterator[Brand]:
-    cache.clear()
-    yield connect_brand(emulator)
-    cache.clear()
-
+from siyu.wecom.tests.conftest import brand, emulator  # noqa: F401 - a fresh brand on the seeded emulator corp
 
 # -- group codes of the fixed world (rows as the services leave them; no WeCom behind them) ------------------
 
@@ -55,6 +38,18 @@ def make_code(world: World, state: str, group: CustomerGroup, store: str | None)
     )  # fmt: skip
     GroupCodeSlot.objects.create(tenant_id=group.tenant_id, code=code, group=group, added_at=now - dt.timedelta(days=1))
     return code
+
+
+# Which of the `codes` fixture's codes each persona sees: those of its stores (a guide: its own store's), HQ the
+# brand-wide one too.
+CODES_VISIBLE = {
+    "hq": {"S1", "S2", "brand"},
+    "region1": {"S1", "S2"},
+    "store1": {"S1"},
+    "guide1": {"S1"},
+    "franchisee1": {"S1"},
+    "outsider": {"B"},
+}
 
 
 @pytest.fixture

@@ -11,19 +11,11 @@ from django.utils import timezone
 from siyu.api.tests.conftest import ApiClient
 from siyu.core.models import AuditLog
 from siyu.groups.models import CustomerGroup, GroupCode, GroupMember
+from siyu.groups.tests.conftest import CODES_VISIBLE
 from siyu.testing import World
 
-VISIBLE_CODES = {
-    "hq": {"S1", "S2", "brand"},
-    "region1": {"S1", "S2"},
-    "store1": {"S1"},
-    "guide1": {"S1"},
-    "franchisee1": {"S1"},
-    "outsider": {"B"},
-}
 
-
-@pytest.mark.parametrize("persona", sorted(VISIBLE_CODES))
+@pytest.mark.parametrize("persona", sorted(CODES_VISIBLE))
 def test_each_persona_sees_the_codes_of_its_scope_and_nothing_else(
     codes: dict[str, GroupCode], tokens: dict[str, str], persona: str
 ) -> None:
@@ -31,10 +23,10 @@ def test_each_persona_sees_the_codes_of_its_scope_and_nothing_else(
     listed = api.get("/group-codes")
     assert listed.status == 200
     by_id = {c.id: key for key, c in codes.items()}
-    assert {by_id[item["id"]] for item in listed.body["items"]} == VISIBLE_CODES[persona]
+    assert {by_id[item["id"]] for item in listed.body["items"]} == CODES_VISIBLE[persona]
     for key, code in codes.items():
         answer = api.get(f"/group-codes/{code.id}")
-        assert answer.status == (200 if key in VISIBLE_CODES[persona] else 404), key
+        assert answer.status == (200 if key in CODES_VISIBLE[persona] else 404), key
         assert api.get(f"/group-codes/{code.id}/stats").status == answer.status
 
 

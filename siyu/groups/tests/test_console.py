@@ -8,28 +8,20 @@ from django.urls import reverse
 
 from siyu.console.tests.conftest import attr_values, login
 from siyu.groups.models import GroupCode
+from siyu.groups.tests.conftest import CODES_VISIBLE
 from siyu.testing import World
 
-VISIBLE = {
-    "hq": {"S1", "S2", "brand"},
-    "region1": {"S1", "S2"},
-    "store1": {"S1"},
-    "guide1": {"S1"},
-    "franchisee1": {"S1"},
-    "outsider": {"B"},
-}
 
-
-@pytest.mark.parametrize("persona", sorted(VISIBLE))
+@pytest.mark.parametrize("persona", sorted(CODES_VISIBLE))
 def test_list_and_detail_pages_follow_the_scope(client: Client, codes: dict[str, GroupCode], persona: str) -> None:
     login(client, persona)
     response = client.get(reverse("console:group_codes"))
     assert response.status_code == 200
     by_id = {str(c.id): key for key, c in codes.items()}
-    assert {by_id[i] for i in attr_values(response.content.decode(), "data-group-code-id")} == VISIBLE[persona]
+    assert {by_id[i] for i in attr_values(response.content.decode(), "data-group-code-id")} == CODES_VISIBLE[persona]
     for key, code in codes.items():
         detail = client.get(reverse("console:group_code_detail", args=[code.id]))
-        assert detail.status_code == (200 if key in VISIBLE[persona] else 404), key
+        assert detail.status_code == (200 if key in CODES_VISIBLE[persona] else 404), key
         poster = client.get(reverse("console:group_code_poster", args=[code.id]))
         assert poster.status_code == detail.status_code
 
@@ -93,3 +85,20 @@ def test_public_landing_page_shows_the_qr_unless_paused(client: Client, codes: d
     GroupCode.objects.filter(id=code.id).update(status=GroupCode.Status.PAUSED)
     assert 'id="landing-closed"' in client.get(f"/g/{code.public_token}/").content.decode()
     assert client.get("/g/not-a-token/").status_code == 404
+
+
+def test_the_list_filters_by_status_and_name_within_the_scope(client: Client, codes: dict[str, GroupCode]) -> None:
+    GroupCode.objects.filter(id=codes["S2"].id).update(status=GroupCode.Status.PAUSED)
+    login(client, "region1")
+    url = reverse("console:group_codes")
+    by_id = {str(c.id): key for key, c in codes.items()}
+
+    def shown(**params: str) -> set[str]:
+        html = client.get(url, params).content.decode()
+        return {by_id[i] for i in attr_values(html, "data-group-code-id")}
+
+    assert shown(status="paused") == {"S2"}
+    assert shown(status="active") == {"S1"}
+    assert shown(q="活码s1") == {"S1"}
+    assert shown(q="brand") == set()  # HQ's brand-wide code matches, but is not region1's
+    assert shown(status="no-such-status") == {"S1", "S2"}

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import httpx
 import pytest
 from django.core.cache import cache
 from django.db import connections
@@ -20,14 +18,12 @@ from playwright.sync_api import Page, expect
 from pytest_django.fixtures import Settings as SettingsWrapper
 from pytest_django.live_server_helper import LiveServer
 
-from siyu.core.scopes import Actor
 from siyu.e2e import SHOTS
 from siyu.emulator.server import RunningServer
 from siyu.groups.models import CustomerGroup, GroupCode
 from siyu.testing import IMMEDIATE_TASKS, PASSWORD, World, build_world
-from siyu.wecom.services import connection_create
 from siyu.wecom.sync import SyncOptions, sync_run
-from siyu.wecom.tests.emulated import emulator_serving
+from siyu.wecom.tests.emulated import Brand, connect_brand, emulator_serving
 from siyu.wecom.tests.support import AES_KEY, TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -48,18 +44,10 @@ def emulator() -> Iterator[RunningServer]:
     cache.clear()
 
 
-def admin(server: RunningServer, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = httpx.request(
-        "POST" if body is not None else "GET", f"{server.url}/emulator/{path}", json=body, timeout=30
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def delivered(server: RunningServer, ids: list[int]) -> None:
+def delivered(brand: Brand, ids: list[int]) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        answered = {d["id"] for d in admin(server, "callbacks")["deliveries"] if d["acknowledged"] is not None}
+        answered = {d["id"] for d in brand.admin("callbacks")["deliveries"] if d["acknowledged"] is not None}
         if set(ids) <= answered:
             return
         time.sleep(0.1)
@@ -70,24 +58,11 @@ def test_create_a_group_code_see_it_switch_and_count_per_group(
     live_server: LiveServer, e2e_world: World, emulator: RunningServer, page: Page, settings: SettingsWrapper
 ) -> None:
     settings.TASKS = IMMEDIATE_TASKS
-    corp = next(iter(emulator.emulator.corps.values()))
-    tenant = e2e_world.tenant_a
-    connection_create(
-        actor=Actor.system(tenant.id),
-        corp_id=corp.corp_id,
-        agent_id=str(corp.apps[0].agentid),
-        contact_secret=corp.apps[0].secret,
-        callback_token=TOKEN,
-        encoding_aes_key=AES_KEY,
-        api_base_url=f"{emulator.url}/cgi-bin/",
-    )
+    brand = connect_brand(emulator, tenant=e2e_world.tenant_a)
+    corp, tenant = brand.corp, brand.tenant
     sync_run(tenant_id=tenant.id, options=SyncOptions())
-    admin(
-        emulator,
-        "callback",
-        {"corp_id": corp.corp_id, "url": f"{live_server.url}/wecom/callback/{corp.corp_id}/", "token": TOKEN,
-         "encoding_aes_key": AES_KEY},
-    )  # fmt: skip
+    url = f"{live_server.url}/wecom/callback/{corp.corp_id}/"
+    brand.admin("callback", {"corp_id": corp.corp_id, "url": url, "token": TOKEN, "encoding_aes_key": AES_KEY})
     first, second = CustomerGroup.objects.filter(tenant=tenant).order_by("member_count", "chat_id")[:2]
     connections.close_all()
 
@@ -120,10 +95,10 @@ def test_create_a_group_code_see_it_switch_and_count_per_group(
         people = sorted(e for e, c in corp.contacts.items() if e not in inside and c.follows)[:3]
     deliveries: list[int] = []
     for person in people[:2]:
-        joined = admin(emulator, "simulate/join_way", {"config_id": code.config_id, "external_userid": person})
+        joined = brand.admin("simulate/join_way", {"config_id": code.config_id, "external_userid": person})
         assert joined["chat_id"] == first.chat_id
         deliveries += joined["deliveries"]
-    delivered(emulator, deliveries)
+    delivered(brand, deliveries)
 
     page.reload()
     expect(way).to_have_count(1)
@@ -138,7 +113,7 @@ def test_create_a_group_code_see_it_switch_and_count_per_group(
     page.screenshot(path=str(SHOTS / "siyu-group-code.png"), full_page=True)
 
     # The same QR sends the next customer to the second group.
-    third = admin(emulator, "simulate/join_way", {"config_id": code.config_id, "external_userid": people[2]})
+    third = brand.admin("simulate/join_way", {"config_id": code.config_id, "external_userid": people[2]})
     assert third["chat_id"] == second.chat_id
     code.refresh_from_db()
     assert code.qr_code == qr

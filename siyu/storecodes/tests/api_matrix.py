@@ -23,6 +23,7 @@ STORES_IN_SCOPE = {
 EDITORS = {"hq", "region1", "store1"}
 HQ = {"hq", "outsider"}
 LOCATE = "/store-codes/locate?lat=30.2701&lng=120.1501"
+WEEKDAYS_ONLY = {day: [["09:00", "21:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
 
 
 class Ctx(Protocol):
@@ -32,7 +33,9 @@ class Ctx(Protocol):
 
 
 def _state() -> tuple[list[tuple[Any, ...]], int]:
-    stores = list(Store.objects.order_by("id").values_list("id", "latitude", "longitude", "opens_at", "closes_at"))
+    stores = list(
+        Store.objects.order_by("id").values_list("id", "latitude", "longitude", "hours", "temporarily_closed")
+    )
     return stores, AuditLog.objects.count()
 
 
@@ -68,10 +71,14 @@ def check_store_get(ctx: Ctx) -> None:
 def check_store_update(ctx: Ctx) -> None:
     for key, store in sorted(ctx.world.stores.items()):
         before = _state()
-        answer = ctx.client.patch(f"/store-codes/stores/{store.id}", {"opens_at": "09:00", "closes_at": "21:00"})
+        answer = ctx.client.patch(f"/store-codes/stores/{store.id}", {"hours": WEEKDAYS_ONLY})
         in_scope = key in STORES_IN_SCOPE.get(ctx.persona, [])
         if ctx.persona in EDITORS | {"outsider"} and in_scope:
-            assert (answer.status, answer.body["opens_at"]) == (200, "09:00")
+            assert (answer.status, answer.body["hours"]["mon"], answer.body["hours"]["sat"]) == (
+                200,
+                [["09:00", "21:00"]],
+                [],
+            )
             continue
         if ctx.persona in {"guide1", "franchisee1"}:
             assert answer.status == 403
@@ -138,7 +145,7 @@ def store_code_request(world: World, operation_id: str) -> tuple[str, str, Any]:
     method, path, _check = STORE_CODE_CHECKS[operation_id]
     url = path.format(store_id=world.stores["S1"].id)
     bodies: dict[str, Any] = {
-        "store_code_store_update": {"opens_at": "09:00", "closes_at": "21:00"},
+        "store_code_store_update": {"hours": WEEKDAYS_ONLY},
         "store_code_store_import": {"rows": [{"code": "S1", "latitude": 31.0, "longitude": 121.0}]},
         "store_code_settings_update": {"radius_m": 3000},
     }

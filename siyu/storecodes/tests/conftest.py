@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -10,6 +9,7 @@ import pytest
 
 from siyu.api.tests.conftest import tokens  # noqa: F401 - the API tests' per-persona tokens fixture
 from siyu.core import services as core_services
+from siyu.core.hours import daily_hours
 from siyu.core.models import Region, Store, Tenant
 
 AddStore = Callable[..., Store]
@@ -31,15 +31,14 @@ def add_store(brand: tuple[Tenant, Region]) -> AddStore:
         lng: float | str | None,
         *,
         code: str | None = None,
-        hours: tuple[str, str] | None = None,
+        hours: tuple[str, str] | str | None = None,
+        closed: bool = False,
         city: str = "杭州",
         tenant_region: tuple[Tenant, Region] | None = None,
     ) -> Store:
+        """A store at (lat, lng); `hours` a daily (opens, closes) pair or a weekly schedule as text."""
         t, r = tenant_region or (tenant, region)
         n = next(counter)
-        opens = closes = None
-        if hours is not None:
-            opens, closes = (dt.time.fromisoformat(h) for h in hours)
         return core_services.store_create(
             tenant=t,
             region=r,
@@ -48,8 +47,8 @@ def add_store(brand: tuple[Tenant, Region]) -> AddStore:
             city=city,
             latitude=None if lat is None else Decimal(str(lat)),
             longitude=None if lng is None else Decimal(str(lng)),
-            opens_at=opens,
-            closes_at=closes,
+            hours=daily_hours(*(h[:5] for h in hours)) if isinstance(hours, tuple) else hours,
+            temporarily_closed=closed,
         )
 
     return add

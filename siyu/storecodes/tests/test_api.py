@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -141,21 +142,36 @@ def test_guides_do_not_manage_store_codes(placed: World, tokens: dict[str, str])
     assert guide.get("/store-codes/locate", lat="30.26", lng="120.13").status == 200
 
 
-def test_update_sets_coordinates_and_hours_and_audits(placed: World, tokens: dict[str, str]) -> None:
+def test_update_sets_coordinates_hours_and_closure_and_audits(placed: World, tokens: dict[str, str]) -> None:
     s1 = placed.stores["S1"]
+    hours = {"mon": [], "tue": [["10:00", "22:00"]], "thu": [["18:00", "02:00"]], "sat": [["00:00", "24:00"]]}
     answer = client(tokens, "store1").patch(
-        f"/store-codes/stores/{s1.id}",
-        {"latitude": 30.25, "longitude": 120.14, "opens_at": "18:00", "closes_at": "02:00"},
+        f"/store-codes/stores/{s1.id}", {"latitude": 30.25, "longitude": 120.14, "hours": hours}
     )
     assert answer.status == 200, answer.body
-    assert (answer.body["latitude"], answer.body["opens_at"], answer.body["closes_at"]) == (30.25, "18:00", "02:00")
+    stored = {
+        "mon": [],
+        "tue": [["10:00", "22:00"]],
+        "wed": [],
+        "thu": [["18:00", "02:00"]],
+        "fri": [],
+        "sat": [["00:00", "00:00"]],  # 24:00 is kept as the next midnight, 00:00
+        "sun": [],
+    }
+    assert (answer.body["latitude"], answer.body["hours"], answer.body["temporarily_closed"]) == (30.25, stored, False)
     s1.refresh_from_db()
-    assert (s1.latitude, s1.longitude, str(s1.opens_at)) == (Decimal("30.25"), Decimal("120.14"), "18:00:00")
+    assert (s1.latitude, s1.longitude, s1.hours) == (Decimal("30.25"), Decimal("120.14"), stored)
     audit = AuditLog.objects.get(action="store.geo_update")
     assert audit.detail["latitude"] == ["30.259000", "30.250000"]
-    # Only the hours: coordinates stay.
-    answer = client(tokens, "store1").patch(f"/store-codes/stores/{s1.id}", {"opens_at": None, "closes_at": None})
-    assert (answer.body["latitude"], answer.body["opens_at"]) == (30.25, None)
+    assert audit.detail["hours"] == [
+        "",
+        "mon closed; tue 10:00-22:00; wed closed; thu 18:00-02:00; fri closed; sat 00:00-24:00; sun closed",
+    ]
+    # Only the mark: coordinates and hours stay; then null clears the hours.
+    answer = client(tokens, "store1").patch(f"/store-codes/stores/{s1.id}", {"temporarily_closed": True})
+    assert (answer.body["latitude"], answer.body["hours"], answer.body["temporarily_closed"]) == (30.25, stored, True)
+    answer = client(tokens, "store1").patch(f"/store-codes/stores/{s1.id}", {"hours": None})
+    assert (answer.body["latitude"], answer.body["hours"], answer.body["temporarily_closed"]) == (30.25, None, True)
 
 
 @pytest.mark.parametrize(
@@ -163,10 +179,18 @@ def test_update_sets_coordinates_and_hours_and_audits(placed: World, tokens: dic
     [
         ({"latitude": 30.1}, "longitude", 409),  # half a pair: a rule about the data
         ({"latitude": 0, "longitude": 0}, "latitude", 409),
-        ({"opens_at": "10:00"}, "closes_at", 409),
+        ({"hours": {"mon": [["10:00", "22:00"], ["21:00", "23:00"]]}}, "hours", 409),  # overlapping
+        ({"hours": {"sun": [["20:00", "04:00"]], "mon": [["03:00", "09:00"]]}}, "hours", 409),  # Sunday night
+        ({"hours": {"mon": []}}, "hours", 409),  # every day closed: that is the temporarily-closed mark
         ({"latitude": 95, "longitude": 120}, "latitude", 422),  # malformed: the schema refuses it
         ({"latitude": "30.1", "longitude": 120}, "latitude", 422),
-        ({"opens_at": "25:00", "closes_at": "10:00"}, "opens_at", 422),
+        ({"hours": {"mon": [["25:00", "10:00"]]}}, "hours.mon.0.0", 422),
+        ({"hours": {"mon": [["10:00", "24:30"]]}}, "hours.mon.0.1", 422),
+        ({"hours": {"funday": [["10:00", "22:00"]]}}, "hours.funday", 422),
+        ({"hours": {"mon": [["10:00"]]}}, "hours.mon.0", 422),
+        ({"hours": {"mon": [["24:00", "02:00"]]}}, "hours", 422),  # 24:00 only closes
+        ({"hours": "mon-fri 10:00-22:00"}, "hours", 422),
+        ({"temporarily_closed": "yes"}, "temporarily_closed", 422),
     ],
 )
 def test_bad_geo_input_names_the_field_and_changes_nothing(
@@ -182,7 +206,7 @@ def test_bad_geo_input_names_the_field_and_changes_nothing(
     assert answer.status == status
     assert answer.body["field"] == field
     s2.refresh_from_db()
-    assert (s2.latitude, s2.opens_at) == (None, None)
+    assert (s2.latitude, s2.hours, s2.temporarily_closed) == (None, {}, False)
     assert not AuditLog.objects.filter(action="store.geo_update").exists()
 
 
@@ -199,21 +223,37 @@ def test_update_outside_the_scope_is_not_found_and_franchisees_cannot_edit(
 
 def test_import_is_all_or_nothing_with_row_errors(placed: World, tokens: dict[str, str]) -> None:
     hq = client(tokens, "hq")
+    weekend = {"sat": [["09:00", "23:00"]], "sun": [["09:00", "23:00"]]}
     rows = [
-        {"code": "S1", "latitude": 31.23, "longitude": 121.47, "opens_at": "10:00", "closes_at": "22:00"},
+        {"code": "S1", "latitude": 31.23, "longitude": 121.47, "hours": weekend},
         {"code": "S9", "latitude": 31.0, "longitude": 121.0},
-        {"code": "S2", "latitude": 31.1},
+        {"code": "S2", "latitude": 31.1, "longitude": None},
+        {"code": "S3", "hours": {"fri": [["18:00", "02:00"]], "sat": [["01:00", "03:00"]]}},
     ]
     answer = hq.post("/store-codes/stores/import", {"rows": rows})
     assert answer.status == 409
     assert [(e["field"], e["message"]) for e in answer.body["errors"]] == [
         ("rows.1.code", "unknown store code 'S9'"),
         ("rows.2.longitude", "give both latitude and longitude, or neither"),
+        ("rows.3.hours", "hours: fri 18:00-02:00 overlaps sat 01:00-03:00"),
     ]
     assert Store.objects.get(id=placed.stores["S1"].id).latitude == Decimal("30.259")
-    answer = hq.post("/store-codes/stores/import", {"rows": rows[:1]})
-    assert answer.body == {"rows": 1, "updated": 1, "unchanged": 0}
-    assert Store.objects.get(id=placed.stores["S1"].id).latitude == Decimal("31.23")
+    answer = hq.post("/store-codes/stores/import", {"rows": [rows[0], {"code": "S3", "temporarily_closed": True}]})
+    assert answer.body == {"rows": 2, "updated": 2, "unchanged": 0}
+    s1, s3 = (Store.objects.get(id=placed.stores[k].id) for k in ("S1", "S3"))
+    assert (s1.latitude, s1.hours["sat"], s1.hours["mon"], s1.temporarily_closed) == (
+        Decimal("31.23"),
+        [["09:00", "23:00"]],
+        [],
+        False,
+    )
+    # Fields a row leaves out keep their value: S3 keeps its coordinates, only its mark changed.
+    assert (s3.latitude, s3.hours, s3.temporarily_closed) == (Decimal("30.246"), {}, True)
+    # The same rows again change nothing, and leave no audit row.
+    audits = AuditLog.objects.filter(action="store.geo_import").count()
+    answer = hq.post("/store-codes/stores/import", {"rows": [rows[0], {"code": "S3", "temporarily_closed": True}]})
+    assert answer.body == {"rows": 2, "updated": 0, "unchanged": 2}
+    assert AuditLog.objects.filter(action="store.geo_import").count() == audits
     # A store manager's import cannot reach another store: S2 is an unknown code for them.
     answer = client(tokens, "store1").post("/store-codes/stores/import", {"rows": [{"code": "S2"}]})
     assert answer.body["errors"] == [{"field": "rows.0.code", "message": "unknown store code 'S2'"}]
@@ -238,3 +278,38 @@ def test_settings_are_hq_only_and_validate_the_fallback_code(placed: World, toke
     assert put(client(tokens, "region1"), "/store-codes/settings", {"radius_m": 9000}).status == 403
     assert client(tokens, "region1").get("/store-codes/settings").body["radius_m"] == 2000
     assert AuditLog.objects.filter(action="storecode.settings_update").count() == 1
+
+
+def _more_stores(world: World, give_codes: GiveCodes, count: int) -> None:
+    """`count` more stores in region R1 of brand A, each with a guide code and a group code."""
+    from siyu.core import services as core_services
+
+    for i in range(count):
+        store = core_services.store_create(
+            tenant=world.tenant_a, region=world.regions["R1"], name=f"门店X{i}", code=f"X{i:02d}", hours="daily 24h"
+        )
+        give_codes(store)
+
+
+@pytest.mark.parametrize(("persona", "queries"), [("hq", 6), ("region1", 8)])
+def test_store_list_reads_the_same_queries_for_any_page_size(
+    placed: World,
+    tokens: dict[str, str],
+    give_codes: GiveCodes,
+    django_assert_num_queries: Any,
+    persona: str,
+    queries: int,
+) -> None:
+    # token lookup, last_used update, (the scope's stores and guides,) count, page, guide codes, group codes:
+    # never a query per store
+    api = client(tokens, persona)
+    give_codes(placed.stores["S1"])
+    with django_assert_num_queries(queries):
+        small = api.get("/store-codes/stores", limit="50")
+    _more_stores(placed, give_codes, 12)
+    with django_assert_num_queries(queries):
+        large = api.get("/store-codes/stores", limit="50")
+    assert len(large.body["items"]) == len(small.body["items"]) + 12
+    flags = {s["code"]: (s["has_guide_code"], s["has_group_code"]) for s in large.body["items"]}
+    assert flags["S1"] == flags["X11"] == (True, True)
+    assert flags["S2"] == (False, False)

@@ -1,5 +1,6 @@
 """End to end in headless Chromium: the landing page by coordinates, by granted geolocation, the fallback, and
-the console's store-code page (chart, CSV import with line errors). Screenshots go to SIYU_E2E_SCREENSHOTS."""
+the console's store-code pages (chart, CSV import as a job with its report, a store's week). Screenshots go to
+SIYU_E2E_SCREENSHOTS."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 from playwright.sync_api import Browser, Page, expect
+from pytest_django.fixtures import Settings as SettingsWrapper
 from pytest_django.live_server_helper import LiveServer
 
 from siyu.core.models import Store
@@ -16,7 +18,7 @@ from siyu.e2e import SHOTS
 from siyu.storecodes.models import StoreCodeSettings
 from siyu.storecodes.services import store_code_settings_ensure
 from siyu.storecodes.tests.conftest import brand_ip_code
-from siyu.testing import PASSWORD, World, build_world
+from siyu.testing import IMMEDIATE_TASKS, PASSWORD, World, build_world
 
 pytestmark = pytest.mark.e2e
 
@@ -107,8 +109,15 @@ def test_invalid_coordinates_say_so_on_the_page(
 
 
 def test_console_page_charts_stores_and_imports_a_csv_with_line_errors(
-    live_server: LiveServer, e2e_world: tuple[World, StoreCodeSettings], page: Page, tmp_path: object
+    live_server: LiveServer,
+    e2e_world: tuple[World, StoreCodeSettings],
+    page: Page,
+    tmp_path: object,
+    settings: SettingsWrapper,
 ) -> None:
+    # Jobs run in the request that queues them, after commit: the page still polls the job for its report.
+    settings.TASKS = IMMEDIATE_TASKS
+    world, _row = e2e_world
     page.goto(f"{live_server.url}/acquisition/store-codes/")
     page.get_by_label("用户名").fill("hq")
     page.get_by_label("密码").fill(PASSWORD)
@@ -121,12 +130,26 @@ def test_console_page_charts_stores_and_imports_a_csv_with_line_errors(
 
     page.get_by_role("link", name="导入 CSV").click()
     csv_file = tmp_path / "stores.csv"  # type: ignore[operator]
-    csv_file.write_text("code,latitude,longitude,opens_at,closes_at\nS1,31.2,121.4,10:00,22:00\nS2,95,121,,\n")
+    csv_file.write_text(
+        "code,latitude,longitude,hours\n"
+        "S1,31.2,121.4,mon-fri 10:00-22:00; sat-sun 09:00-23:00\n"
+        "S2,95,121,\n"
+        "S3,,,周五至周六 18:00-02:00；周日 休息\n"
+    )
     page.locator("#import-file").set_input_files(str(csv_file))
     page.get_by_role("button", name="导入", exact=True).click()
+    expect(page.locator("#import-result")).to_have_attribute("data-import-status", "done")
+    expect(page.locator("#import-done")).to_have_text("3 行：导入 2 行（更新 2 家门店，0 家未变），跳过 1 行。")
     expect(page.locator("#import-errors tr[data-line]")).to_have_count(1)
     expect(page.locator("#import-errors tr[data-line='3']")).to_contain_text("latitude")
-    csv_file.write_text("code,latitude,longitude,opens_at,closes_at\nS1,31.2,121.4,10:00,22:00\n")
+    page.screenshot(path=str(SHOTS / "storecode-import-report.png"), full_page=True)
+    # The same file again: nothing changes.
     page.locator("#import-file").set_input_files(str(csv_file))
     page.get_by_role("button", name="导入", exact=True).click()
-    expect(page.locator("#import-done")).to_have_text("已导入 1 行：更新 1 家门店，0 家未变。")
+    expect(page.locator("#import-done")).to_have_text("3 行：导入 2 行（更新 0 家门店，2 家未变），跳过 1 行。")
+
+    # The store's own page shows the week as imported.
+    page.goto(f"{live_server.url}/acquisition/store-codes/{world.stores['S3'].id}/")
+    expect(page.locator("#week-hours tr")).to_have_count(7)
+    expect(page.locator("#week-hours tr").nth(4)).to_have_text("周五18:00–次日 02:00")
+    expect(page.locator("#week-hours tr").nth(6)).to_have_text("周日休息")

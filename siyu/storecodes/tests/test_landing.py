@@ -174,6 +174,32 @@ def test_a_store_closed_right_now_is_labelled(client: Client, page: StoreCodeSet
     assert "当前休息中" in html
 
 
+def test_a_temporarily_closed_store_says_so_and_is_not_located(
+    client: Client, page: StoreCodeSettings, add_store: AddStore
+) -> None:
+    shut = add_store(30.2600, 120.1352, code="SHUT", hours=("00:00", "00:00"), closed=True)  # right at the point
+    html = client.get(url(page, "?lat=30.2600&lng=120.1352")).content.decode()
+    assert "门店LAKE" in html  # 512 m away, but open
+    html = client.get(url(page, f"?store={shut.id}")).content.decode()
+    assert 'id="temporarily-closed"' in html
+    assert re.search(r'<span id="hours">暂停营业</span>', html)
+    assert "本周营业时间" not in html
+
+
+def test_the_card_shows_todays_hours_and_the_week_in_the_brands_time_zone(
+    client: Client, page: StoreCodeSettings, add_store: AddStore
+) -> None:
+    store = add_store(30.0, 120.0, code="WEEK", hours="mon-fri 10:00-22:00; sat 09:00-14:00, 17:00-02:00; sun closed")
+    html = client.get(url(page, f"?store={store.id}")).content.decode()
+    today = timezone.localtime(timezone.now(), dt.timezone(dt.timedelta(hours=8))).weekday()  # Asia/Shanghai
+    expected = ["10:00–22:00"] * 5 + ["09:00–14:00, 17:00–次日 02:00", "休息"]
+    shown = re.search(r'<span id="hours">([^<]*)</span>', html).group(1)  # type: ignore[union-attr]
+    assert shown == ("今日休息" if today == 6 else expected[today])
+    week = re.findall(r"<tr(?: class=\"today\")?><th>([^<]*)</th><td>([^<]*)</td></tr>", html)
+    assert week == list(zip(["周一", "周二", "周三", "周四", "周五", "周六", "周日"], expected, strict=True))
+    assert re.findall(r'<tr class="today"><th>([^<]*)</th>', html) == [week[today][0]]
+
+
 def test_every_message_of_the_landing_page_has_a_chinese_translation() -> None:
     from pathlib import Path
 
@@ -183,9 +209,8 @@ def test_every_message_of_the_landing_page_has_a_chinese_translation() -> None:
     from siyu.console.tests.catalogue import _python_msgids, _template_msgids
 
     app = Path(__file__).resolve().parent.parent
-    msgids = set(_template_msgids(app / "templates" / "storecodes" / "landing.html")) | set(
-        _python_msgids(app / "views.py")
-    )
+    msgids = set(_template_msgids(app / "templates" / "storecodes" / "landing.html"))
+    msgids |= set(_python_msgids(app / "views.py")) | set(_python_msgids(app / "display.py"))
     catalogue = polib.pofile(str(Path(settings.LOCALE_PATHS[0]) / "zh_Hans" / "LC_MESSAGES" / "django.po"))
     translated = {e.msgid for e in catalogue.translated_entries()}
     assert len(msgids) > 25

@@ -1,6 +1,7 @@
 """The locator's answers on hand-made cases with known answers, and against brute force on random data.
 
 Times are given in UTC and read in the brand's time zone (Asia/Shanghai, UTC+8, unless a test sets another).
+2026-03-02 is a Monday: `local(h, day=7)` is Saturday, `day=8` Sunday.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from siyu.core import services as core_services
+from siyu.core.hours import daily_hours, is_open, parse_hours
 from siyu.core.models import Region, Store, Tenant
-from siyu.storecodes.geo import Point, bounding_boxes, haversine_m, is_open
+from siyu.storecodes.geo import Point, bounding_boxes, haversine_m
 from siyu.storecodes.models import StoreCodeSettings
 from siyu.storecodes.selectors import NearbyStore, nearest_key, store_locate
 from siyu.storecodes.tests.conftest import AddStore
@@ -159,12 +161,89 @@ def test_stores_without_coordinates_and_other_brands_stores_are_ignored(
     assert locate(tenant, 30.26, 120.13, at=NOON).id == mine.id  # type: ignore[union-attr]
 
 
+# --- weekly hours ---------------------------------------------------------------------------------------------
+
+
+def test_weekend_hours_differ_from_weekdays(brand: tuple[Tenant, Region], add_store: AddStore) -> None:
+    tenant, _ = brand
+    add_store(30.26, 120.13, code="MALL", hours="mon-fri 10:00-22:00; sat-sun 09:00-23:00")
+    point = (30.26, 120.131)
+    assert locate(tenant, *point, at=local(9, 30, day=6)) is None  # Friday 09:30: not yet
+    assert locate(tenant, *point, at=local(9, 30, day=7)).code == "MALL"  # type: ignore[union-attr]  # Saturday
+    assert locate(tenant, *point, at=local(22, 30, day=8)).code == "MALL"  # type: ignore[union-attr]  # Sunday
+    assert locate(tenant, *point, at=local(22, 30, day=2)) is None  # Monday 22:30: closed since 22:00
+    assert locate(tenant, *point, at=local(23, 0, day=7)) is None  # Saturday's closing minute is closed
+
+
+def test_hours_past_midnight_belong_to_the_day_they_open(brand: tuple[Tenant, Region], add_store: AddStore) -> None:
+    tenant, _ = brand
+    # A bar: Thursday to Saturday until 2 a.m. the next morning; Sunday to Wednesday until midnight; Monday shut.
+    add_store(30.26, 120.13, code="BAR", hours="mon closed; tue-wed 18:00-24:00; thu-sat 18:00-02:00; sun 18:00-24:00")
+    point = (30.26, 120.131)
+    assert locate(tenant, *point, at=local(1, 30, day=7)).code == "BAR"  # type: ignore[union-attr]  # Sat 01:30: Fri's
+    assert locate(tenant, *point, at=local(1, 30, day=8)).code == "BAR"  # type: ignore[union-attr]  # Sun 01:30: Sat's
+    assert locate(tenant, *point, at=local(2, 0, day=8)) is None  # Sunday 02:00: Saturday's closing minute
+    assert locate(tenant, *point, at=local(0, 30, day=2)) is None  # Monday 00:30: Sunday closed at midnight
+    assert locate(tenant, *point, at=local(19, day=2)) is None  # Monday evening: closed all day
+    assert locate(tenant, *point, at=local(23, 59, day=3)).code == "BAR"  # type: ignore[union-attr]  # Tuesday
+    assert locate(tenant, *point, at=local(0, 30, day=4)) is None  # Wednesday 00:30: Tuesday ended at midnight
+
+
+def test_sunday_night_hours_run_into_monday_morning(brand: tuple[Tenant, Region], add_store: AddStore) -> None:
+    tenant, _ = brand
+    add_store(30.26, 120.13, code="LATE", hours="sun 20:00-04:00")
+    point = (30.26, 120.131)
+    assert locate(tenant, *point, at=local(3, 59, day=9)).code == "LATE"  # type: ignore[union-attr]  # Monday 03:59
+    assert locate(tenant, *point, at=local(3, 59, day=2)).code == "LATE"  # type: ignore[union-attr]  # the week before
+    assert locate(tenant, *point, at=local(4, 0, day=9)) is None
+    assert locate(tenant, *point, at=local(21, day=3)) is None  # Tuesday evening: no hours
+
+
+def test_a_closed_day_sends_shoppers_to_the_next_open_store(brand: tuple[Tenant, Region], add_store: AddStore) -> None:
+    tenant, _ = brand
+    add_store(30.2600, 120.1300, code="NEAR", hours="mon closed; tue-sun 10:00-22:00")  # 500 m
+    add_store(30.2800, 120.1300, code="FAR", hours=("10:00", "22:00"))  # 2.2 km
+    point = (30.2600, 120.1352)
+    assert locate(tenant, *point, at=local(12, day=2)).code == "FAR"  # type: ignore[union-attr]  # Monday
+    assert locate(tenant, *point, at=local(12, day=3)).code == "NEAR"  # type: ignore[union-attr]  # Tuesday
+
+
+def test_a_temporarily_closed_store_is_never_chosen(brand: tuple[Tenant, Region], add_store: AddStore) -> None:
+    tenant, _ = brand
+    near = add_store(30.2600, 120.1300, code="NEAR", hours=("00:00", "00:00"))
+    add_store(30.2800, 120.1300, code="FAR")
+    add_store(30.2610, 120.1300, code="SHUT", closed=True)  # closest of all, no hours (= open) but closed
+    point = (30.2600, 120.1352)
+    assert locate(tenant, *point, at=NOON).code == "NEAR"  # type: ignore[union-attr]
+    Store.objects.filter(id=near.id).update(temporarily_closed=True)
+    assert locate(tenant, *point, at=NOON).code == "FAR"  # type: ignore[union-attr]
+
+
+def test_the_weekday_is_the_brands_not_utcs(brand: tuple[Tenant, Region], add_store: AddStore) -> None:
+    tenant, _ = brand
+    add_store(30.26, 120.13, code="WEEKEND", hours="sat-sun 00:00-24:00")
+    at = dt.datetime(2026, 3, 6, 17, 0, tzinfo=UTC)  # Friday 17:00 UTC = Saturday 01:00 in Shanghai
+    assert locate(tenant, 30.26, 120.131, at=at).code == "WEEKEND"  # type: ignore[union-attr]
+    StoreCodeSettings.objects.create(tenant=tenant, public_token="t3", time_zone="Europe/London")
+    assert locate(tenant, 30.26, 120.131, at=at) is None  # Friday 17:00 in London
+
+
+def test_migrated_daily_hours_answer_as_the_old_pair_did() -> None:
+    # What migration 0003 writes for a pair (the same interval every day) keeps the old reading of the pair.
+    overnight = parse_hours("daily 18:00-02:00")
+    assert overnight == daily_hours("18:00", "02:00")
+    assert [is_open(overnight, 2, m) for m in (17 * 60 + 59, 18 * 60, 60, 120)] == [False, True, True, False]
+    around = daily_hours("08:00", "08:00")  # opens = closes: round the clock
+    assert all(is_open(around, d, m) for d in range(7) for m in range(0, 24 * 60, 7))
+
+
 # --- against brute force ------------------------------------------------------------------------------------
 
 CENTRES = [(30.26, 120.15), (-23.55, -46.63), (0.0, 0.0), (-33.87, 151.21), (64.15, -21.94), (52.0, 179.97)]
 
 
-def brute_force(stores: list[Store], point: Point, local_time: dt.time, radius_m: float) -> NearbyStore | None:
+def brute_force(stores: list[Store], point: Point, local: dt.datetime, radius_m: float) -> NearbyStore | None:
+    minute = local.hour * 60 + local.minute
     hits = [
         NearbyStore(
             s.id,
@@ -172,14 +251,13 @@ def brute_force(stores: list[Store], point: Point, local_time: dt.time, radius_m
             s.name,
             s.city,
             s.address,
-            float(s.latitude),
+            float(s.latitude),  # type: ignore[arg-type]
             float(s.longitude),  # type: ignore[arg-type]
-            s.opens_at,
-            s.closes_at,
+            s.hours,
             haversine_m(point.latitude, point.longitude, float(s.latitude), float(s.longitude)),  # type: ignore[arg-type]
         )
         for s in stores
-        if is_open(s.opens_at, s.closes_at, local_time)
+        if not s.temporarily_closed and is_open(s.hours, local.weekday(), minute)
     ]
     hits = [h for h in hits if h.distance_m <= radius_m]
     return min(hits, key=nearest_key) if hits else None
@@ -188,14 +266,25 @@ def brute_force(stores: list[Store], point: Point, local_time: dt.time, radius_m
 def test_agrees_with_brute_force_on_random_stores(brand: tuple[Tenant, Region], add_store: AddStore) -> None:
     tenant, _ = brand
     rng = random.Random(20260302)
-    hours = [None, ("10:00", "22:00"), ("09:30", "21:30"), ("18:00", "02:00"), ("00:00", "00:00"), ("22:00", "06:00")]
+    hours = [
+        None,
+        ("10:00", "22:00"),
+        ("18:00", "02:00"),
+        ("00:00", "00:00"),
+        "mon-fri 09:30-21:30; sat-sun 09:00-23:00",
+        "mon closed; tue-thu 10:00-22:00; fri-sat 10:00-02:00; sun 10:00-20:00",
+        "sat-sun 22:00-06:00",
+        "daily 07:00-11:00, 16:00-23:00",
+        "sun 20:00-04:00; wed 12:00-13:00",
+    ]
     stores = []
     for i in range(240):
         lat0, lng0 = rng.choice(CENTRES)
         lat = round(max(-90.0, min(90.0, lat0 + rng.gauss(0, 0.05))), 6)
         lng = round(lng0 + rng.gauss(0, 0.05), 6)
         lng = round(lng - 360 if lng > 180 else lng + 360 if lng < -180 else lng, 6)
-        stores.append(add_store(lat, lng, code=f"R{i:03d}", hours=rng.choice(hours)))
+        closed = rng.random() < 0.05
+        stores.append(add_store(lat, lng, code=f"R{i:03d}", hours=rng.choice(hours), closed=closed))
     # Equal distances must resolve the same way: duplicate a few locations under other codes.
     for i, twin in enumerate(rng.sample(stores, 10)):
         stores.append(add_store(float(twin.latitude), float(twin.longitude), code=f"Q{i:03d}"))  # type: ignore[arg-type]
@@ -203,10 +292,10 @@ def test_agrees_with_brute_force_on_random_stores(brand: tuple[Tenant, Region], 
     for _ in range(300):
         lat0, lng0 = rng.choice(CENTRES)
         point = Point(lat0 + rng.gauss(0, 0.06), ((lng0 + rng.gauss(0, 0.06) + 180) % 360) - 180)
-        at = dt.datetime(2026, 3, 2, tzinfo=UTC) + dt.timedelta(minutes=rng.randrange(24 * 60))
+        at = dt.datetime(2026, 3, 2, tzinfo=UTC) + dt.timedelta(minutes=rng.randrange(7 * 24 * 60))
         radius = rng.choice([500, 2000, 5000, 12000])
         result = store_locate(tenant_id=tenant.id, point=point, at=at, radius_m=radius)
-        expected = brute_force(stores, point, result.local_time.time().replace(tzinfo=None), radius)
+        expected = brute_force(stores, point, result.local_time, radius)
         assert (result.store.id if result.store else None) == (expected.id if expected else None), (point, at, radius)
         if expected is not None:
             found += 1
@@ -242,8 +331,11 @@ def test_bounding_boxes_contain_every_point_within_the_radius(
     opens=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
     closes=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
     at=st.times(),
+    weekday=st.integers(0, 6),
 )
-def test_is_open_means_inside_the_opening_interval(opens: dt.time, closes: dt.time, at: dt.time) -> None:
+def test_daily_hours_are_open_inside_the_opening_interval(
+    opens: dt.time, closes: dt.time, at: dt.time, weekday: int
+) -> None:
     minutes = (at.hour * 60 + at.minute - (opens.hour * 60 + opens.minute)) % (24 * 60)
     length = (closes.hour * 60 + closes.minute - (opens.hour * 60 + opens.minute)) % (24 * 60) or 24 * 60
-    assert is_open(opens, closes, at) is (minutes < length)
+    assert is_open(daily_hours(opens, closes), weekday, at.hour * 60 + at.minute) is (minutes < length)

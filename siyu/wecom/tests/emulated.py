@@ -7,9 +7,11 @@ to it through the real WeComClient. `expected_state` reads the emulator's corp (
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import functools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +26,12 @@ from siyu.core.scopes import Actor
 from siyu.customers.models import FollowRelation, Identity
 from siyu.emulator.config import EmulatorConfig
 from siyu.emulator.core import Emulator
-from siyu.emulator.model import Corp
+from siyu.emulator.model import Corp, Member
 from siyu.emulator.seed import SeedSpec, build_corp
 from siyu.emulator.server import RunningServer, serve_in_thread
 from siyu.groups.models import CustomerGroup, GroupMember
 from siyu.tags.models import CustomerTag, TagGroup
+from siyu.testing import World
 from siyu.wecom.client import RetryPolicy, WeComClient
 from siyu.wecom.models import WeComConnection
 from siyu.wecom.selectors import connection_secrets
@@ -90,9 +93,13 @@ class Brand:
         )
 
 
-def connect_brand(server: RunningServer, *, slug: str = "sync") -> Brand:
-    corp = next(iter(server.emulator.corps.values()))
-    tenant = core_services.tenant_create(name="同步品牌", slug=slug, wecom_corp_id=corp.corp_id)
+def connect_brand(
+    server: RunningServer, *, slug: str = "sync", tenant: Tenant | None = None, corp_id: str | None = None
+) -> Brand:
+    """Connect a brand to a corp of the emulator (`corp_id`, or its first): `tenant`, or a new brand named `slug`."""
+    corp = server.emulator.corps[corp_id] if corp_id else next(iter(server.emulator.corps.values()))
+    if tenant is None:
+        tenant = core_services.tenant_create(name="同步品牌", slug=slug, wecom_corp_id=corp.corp_id)
     connection = connection_create(
         actor=Actor.system(tenant.id),
         corp_id=corp.corp_id,
@@ -103,6 +110,53 @@ def connect_brand(server: RunningServer, *, slug: str = "sync") -> Brand:
         api_base_url=f"{server.url}/cgi-bin/",
     )
     return Brand(tenant=tenant, connection=connection, server=server)
+
+
+def add_members(corp: Corp, members: Mapping[str, str]) -> None:
+    """Make `members` (userid → name) members of the corp's root department; the caller holds the emulator's lock
+    (or the emulator is not serving yet)."""
+    root = min(corp.departments)
+    for userid, name in members.items():
+        corp.members[userid] = Member(userid=userid, name=name, department=[root], main_department=root)
+
+
+# -- the fixed world's brands on one emulator for the whole test process ---------------------------------------------
+# For test modules whose requests may be sent after a fixture has returned (the API matrix's credential tests send the
+# requests its rows hand back), so WeCom has to outlive every fixture: served in a daemon thread, stopped at exit.
+# Each corp's members are its brand's guides of siyu.testing.build_world, so codes and chats reach real members.
+
+WORLD_MEMBERS = {
+    "a": {"guide1": "导购1", "guide2": "导购2", "guide3": "导购3", "brand_ip": "好物体验官"},
+    "b": {"guide1": "导购B"},  # brand B's guide GB is "guide1" in its own corp
+}
+WORLD_SPECS = {
+    brand: SeedSpec(seed=seed, corp_id=f"wwworldcorp{brand}0001", anchor=ANCHOR, regions=1, stores_per_region=1,
+                    guides_per_store=1, customers=1, group_chats=0)
+    for brand, seed in (("a", 21), ("b", 22))
+}  # fmt: skip
+
+
+@functools.cache
+def world_wecom() -> RunningServer:
+    """The process's emulator, with a corp per brand of the fixed world ("a", "b")."""
+    corps = {brand: build_corp(spec) for brand, spec in WORLD_SPECS.items()}
+    for brand, corp in corps.items():
+        add_members(corp, WORLD_MEMBERS[brand])
+    server = serve_in_thread(Emulator(EmulatorConfig(), corps.values()))
+    atexit.register(server.stop)
+    return server
+
+
+def world_corp(brand: str) -> Corp:
+    """Brand "a" or "b"'s corp in `world_wecom()` (read it under the emulator's lock)."""
+    return world_wecom().emulator.corps[WORLD_SPECS[brand].resolved_corp_id()]
+
+
+def connect_world(world: World) -> None:
+    """Connect both brands of the world to their corps of `world_wecom()`, unless a brand is connected already."""
+    for brand, tenant in (("a", world.tenant_a), ("b", world.tenant_b)):
+        if not WeComConnection.objects.filter(tenant=tenant).exists():
+            connect_brand(world_wecom(), tenant=tenant, corp_id=world_corp(brand).corp_id)
 
 
 # -- ground truth and siyu's state, keyed by WeCom ids -----------------------------------------------------------
@@ -223,8 +277,10 @@ def expected_event_counts(corp: Corp) -> Counter[str]:
             "contact.added": len(state["relations"]),
             "tag.added": sum(len(t) for t in state["customer_tags"].values()),
             "group.joined": sum(
-                1 for chat in corp.group_chats.values() for m in chat.member_list if m.type == 2 and m.userid in
-                state["customers"]
+                1
+                for chat in corp.group_chats.values()
+                for m in chat.member_list
+                if m.type == 2 and m.userid in state["customers"]
             ),
         }
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Any
 
@@ -103,6 +104,11 @@ class Command(BaseCommand):
         self._check_ready()
         console = Console(file=self.stdout._out, highlight=False)  # type: ignore[attr-defined]
         translation.activate("en")  # role labels in the summary; the console itself stays in Chinese
+        # The codes' services queue their follow-up jobs (a way's rebalance at midnight) and log a line for each,
+        # which would tear through the progress bars; the jobs are there all the same.
+        jobs_log = logging.getLogger("siyu.core.jobs")
+        level = jobs_log.level
+        jobs_log.setLevel(max(level, logging.WARNING))
         try:
             with RichReporter(console) as reporter:
                 result = demo_load(
@@ -110,6 +116,8 @@ class Command(BaseCommand):
                 )
         except SiyuError as exc:
             raise CommandError(exc.message) from exc
+        finally:
+            jobs_log.setLevel(level)
         load = result.load
         # Connected even when the load was done earlier: an install from before the emulator existed gets it now.
         if load.tenant is not None:
