@@ -30,6 +30,8 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("contact.transfer_started", _("Transfer to another guide started"), ("from_guide_id", "to_guide_id")),
         EventType("contact.transferred", _("Taken over by another guide"), ("from_guide_id", "to_guide_id")),
         EventType("contact.transfer_failed", _("Transfer to another guide failed"), ("from_guide_id", "reason")),
+        EventType("welcome.sent", _("Welcome message sent"), ("welcome_send_id", "latency_ms")),
+        EventType("welcome.failed", _("Welcome message not sent"), ("welcome_send_id", "errcode", "error")),
         EventType("tag.added", _("Tag added"), ("tag_id", "source")),
         EventType("tag.removed", _("Tag removed"), ("tag_id",)),
         EventType("message.received", _("Sent a message"), ("guide_id",)),

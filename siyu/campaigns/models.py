@@ -50,6 +50,9 @@ class Campaign(TenantOwned):
     fraud_threshold = models.PositiveSmallIntegerField(default=40)
     velocity_max = models.PositiveSmallIntegerField(default=5)
     velocity_minutes = models.PositiveSmallIntegerField(default=10)
+    # When the latest settle job is scheduled to run: one job settles every invite whose hold has ended by then,
+    # so invites whose holds end within the same few minutes share it instead of queueing one job each.
+    settle_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -20,7 +20,9 @@ from siyu.campaigns.models import (
     Campaign,
     CampaignHost,
     Invite,
+    LandingVisit,
     Participant,
+    ParticipantDevice,
     ParticipantMessage,
     RewardGrant,
     RewardTier,
@@ -243,3 +245,23 @@ def participant_messages(*, participant: Participant, limit: int = 20) -> list[P
 
 def participant_grants(*, participant: Participant) -> list[RewardGrant]:
     return list(RewardGrant.objects.filter(participant=participant).select_related("tier").order_by("tier__threshold"))
+
+
+def participant_of_customer(*, actor: Actor, campaign_id: int, customer_id: int) -> Participant:
+    """A customer's participation in a campaign (with its campaign), within the actor's scope."""
+    campaign = access_campaign(actor=actor, campaign_id=campaign_id)
+    participant = participant_scope(actor=actor).filter(campaign=campaign, customer_id=customer_id).first()
+    if participant is None:
+        raise NotFound(f"customer {customer_id} takes no part in campaign {campaign_id}", field="customer_id")
+    participant.campaign = campaign
+    return participant
+
+
+def campaign_row_counts(*, actor: Actor) -> dict[str, int]:
+    """How many rows of each campaigns table the brand holds (its data's footprint: imports, clean-ups). HQ only."""
+    require_operator(actor)
+    tables = (
+        Campaign, CampaignHost, RewardTier, Participant, Invite, RewardGrant, ParticipantMessage, LandingVisit,
+        ParticipantDevice,
+    )  # fmt: skip
+    return {model.__name__: model.objects.filter(tenant_id=actor.tenant_id).count() for model in tables}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 import secrets
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ MAX_HOSTS = 100
 MAX_THRESHOLD = 10_000
 MAX_BACKGROUND_BYTES = 5 * 1024 * 1024
 SETTLE_BATCH = 1_000
+SETTLE_SLOT = dt.timedelta(minutes=5)  # invites whose holds end within one slot share a settle job
 STATE_PREFIX = "fx"
 
 
@@ -531,17 +533,39 @@ def fission_invite_record(*, actor: Actor, live_code_id: int, follow_relation_id
         properties={"campaign_id": campaign.id, "invite_id": invite.id, "status": invite.status, "reason": reason},
     )
     if not reason:
-        from siyu.campaigns.tasks import fission_settle_run  # tasks import this module
+        at = settle_slot(invite.hold_until)
+        transaction.on_commit(lambda: _schedule_settle(campaign_id=campaign.id, tenant_id=actor.tenant_id, at=at))
 
-        transaction.on_commit(lambda: _schedule_settle(fission_settle_run, actor.tenant_id, invite.hold_until))
+
+def settle_slot(hold_until: dt.datetime) -> dt.datetime:
+    """When the settle job for a hold ending at `hold_until` runs: a minute later, so the delete callbacks of the
+    hold's last second are in, rounded up to SETTLE_SLOT so the invites of those minutes share one job."""
+    step = SETTLE_SLOT.total_seconds()
+    at = (hold_until + dt.timedelta(minutes=1)).timestamp()
+    return dt.datetime.fromtimestamp(math.ceil(at / step) * step, tz=dt.UTC)
 
 
-def _schedule_settle(task: Any, tenant_id: int, at: dt.datetime) -> None:
-    """Settle when the hold ends (a minute later, so the delete callbacks of the last second are in)."""
+def _schedule_settle(*, campaign_id: int, tenant_id: int, at: dt.datetime) -> None:
+    """Queue a settle at `at` unless the campaign already has one then or later (which settles this hold too).
+
+    The conditional UPDATE claims the slot: of the concurrent invites of one slot, one queues the job. A job lost
+    after its claim (a worker killed) is made up by the worker's periodic sweep (`fission_settle_due`).
+    """
+    from siyu.campaigns.tasks import fission_settle_run  # tasks import this module
+
+    claimed = (
+        Campaign.objects.filter(id=campaign_id)
+        .filter(Q(settle_at__isnull=True) | Q(settle_at__lt=at))
+        .update(settle_at=at)
+    )
+    if not claimed:
+        return
     try:
-        task.using(run_after=at + dt.timedelta(minutes=1)).enqueue(tenant_id)
+        fission_settle_run.using(run_after=at).enqueue(tenant_id)
     except Exception:  # a backend without run_after (immediate) settles on the next periodic run instead
         logger.debug("settle not scheduled for tenant %s", tenant_id, exc_info=True)
+        # No job holds the slot: give it back, so the next invite of this slot tries again.
+        Campaign.objects.filter(id=campaign_id, settle_at=at).update(settle_at=None)
 
 
 def _recount(participant_id: int) -> None:
@@ -983,3 +1007,97 @@ def _out_of_stock_text(tier: RewardTier) -> str:
 
 def _review_text() -> str:
     return _zh("Your invites are being checked; rewards follow once confirmed.")
+
+
+# -- history: what happened before siyu recorded it (imports, replayed histories) -----------------------------------
+#
+# The services above stamp what they record with the wall clock. A campaign brought over from another system, or a
+# history replayed add by add (the demo brand's), goes through them all the same and then dates their stamps to
+# when things happened. Dating is not a decision: these write no audit rows beyond the ones the services write.
+
+
+def _not_future(at: dt.datetime, *, field: str) -> None:
+    if at > timezone.now():
+        raise ValidationFailed("a moment of the past is needed", field=field)
+
+
+def campaign_backdate(*, actor: Actor, campaign_id: int, created_at: dt.datetime) -> Campaign:
+    """Date a campaign when it was prepared rather than when its row was written. HQ only."""
+    require_operator(actor)
+    _not_future(created_at, field="created_at")
+    campaign = access_campaign(actor=actor, campaign_id=campaign_id)
+    Campaign.objects.filter(id=campaign.id).update(created_at=created_at)
+    campaign.created_at = created_at
+    return campaign
+
+
+@transaction.atomic
+def fission_invite_replay(*, actor: Actor, live_code_id: int, follow_relation_id: int) -> dt.datetime | None:
+    """`fission_invite_record` for an add made earlier: what it stamps with the wall clock (the decision of an
+    invite rejected at once, the inviter's message about the invite) is dated at the add's own time. HQ only.
+
+    Returns the end of the invite's hold while it is pending, for the caller to settle it then
+    (`fission_invites_settle` with that clock); None when the add was decided at once or was no invite.
+    """
+    require_operator(actor)
+    fission_invite_record(actor=actor, live_code_id=live_code_id, follow_relation_id=follow_relation_id)
+    invite = Invite.objects.filter(
+        tenant_id=actor.tenant_id, follow_relation_id=follow_relation_id, inviter__live_code_id=live_code_id
+    ).first()
+    if invite is None:
+        return None
+    Invite.objects.filter(id=invite.id, decided_at__isnull=False).update(decided_at=invite.added_at)
+    ParticipantMessage.objects.filter(participant_id=invite.inviter_id, dedupe_key=f"invite:{invite.id}").update(
+        created_at=invite.added_at
+    )
+    return invite.hold_until if invite.status == Invite.Status.PENDING else None
+
+
+def landing_visit_replay(*, actor: Actor, participant_id: int, fingerprint: str, at: dt.datetime) -> None:
+    """`landing_visit_record` for a device that opened the participant's landing earlier, at `at`. HQ only."""
+    require_operator(actor)
+    _not_future(at, field="at")
+    participant = access_participant(actor=actor, participant_id=participant_id)
+    if not fingerprint:
+        raise ValidationFailed("the device fingerprint is missing", field="fingerprint")
+    LandingVisit.objects.create(
+        tenant_id=participant.tenant_id,
+        campaign_id=participant.campaign_id,
+        participant=participant,
+        device_hash=fingerprint[:64],
+        created_at=at,
+    )
+
+
+def participant_device_replay(*, actor: Actor, participant_id: int, fingerprint: str, at: dt.datetime) -> None:
+    """`participant_device_seen` for a device the participant opened their own page on earlier, first at `at`.
+    Idempotent: a device seen before keeps its first date. HQ only."""
+    require_operator(actor)
+    _not_future(at, field="at")
+    participant = access_participant(actor=actor, participant_id=participant_id)
+    if not fingerprint:
+        raise ValidationFailed("the device fingerprint is missing", field="fingerprint")
+    ParticipantDevice.objects.get_or_create(
+        participant=participant,
+        device_hash=fingerprint[:64],
+        defaults={"tenant_id": participant.tenant_id, "campaign_id": participant.campaign_id, "created_at": at},
+    )
+
+
+@transaction.atomic
+def reward_fulfil_replay(*, actor: Actor, grant_id: int, fulfilled_at: dt.datetime) -> RewardGrant:
+    """`reward_fulfil` for a reward handed over earlier, dated `fulfilled_at` (not before it was granted).
+    Idempotent: a reward already marked fulfilled keeps its date."""
+    require_operator(actor)
+    _not_future(fulfilled_at, field="fulfilled_at")
+    grant = RewardGrant.objects.filter(tenant_id=actor.tenant_id, id=grant_id).first()
+    if grant is None:
+        raise NotFound(f"reward {grant_id} not found", field="grant_id")
+    if fulfilled_at < grant.granted_at:
+        raise ValidationFailed("a reward is handed over after it was granted", field="fulfilled_at")
+    if grant.status == RewardGrant.Status.FULFILLED:
+        return grant
+    grant = reward_fulfil(actor=actor, grant_id=grant_id)
+    RewardGrant.objects.filter(id=grant.id).update(fulfilled_at=fulfilled_at)
+    grant.fulfilled_at = fulfilled_at
+    return grant

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 
+from siyu.analytics.services import event_record
 from siyu.channels import routing
 from siyu.channels.models import (
     STATE_MAX,
@@ -880,6 +881,17 @@ def welcome_send_deliver(*, welcome_send_id: int, client_factory: ClientFactory 
         error=error,
         sent_at=now if status == WelcomeSend.Status.SENT else None,
         latency_ms=latency,
+    )
+    # On the customer's timeline: the guide and the operators see that the welcome went out, or why it did not.
+    sent = status == WelcomeSend.Status.SENT
+    event_record(
+        tenant_id=send.tenant_id,
+        type="welcome.sent" if sent else "welcome.failed",
+        customer_id=send.customer_id,
+        guide_id=send.guide_id,
+        occurred_at=now,
+        properties={"welcome_send_id": send.id, "live_code_id": send.live_code_id, "latency_ms": latency}
+        | ({} if sent else {"errcode": errcode, "error": error}),
     )
     send.refresh_from_db()
     return send

@@ -88,7 +88,11 @@ def render(text: str, filling: Filling) -> str:
 
 def _url(value: Any, field: str) -> str:
     url = clean_text(value if isinstance(value, str) else "", field=field, max_length=2000, required=True)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what refuses "http://host:x"
+    except ValueError:  # "http://]", a bad IPv6 literal or port: not a URL, whatever the pattern let through
+        raise ValidationFailed(f"{field} must be an http(s) URL", field=field) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValidationFailed(f"{field} must be an http(s) URL", field=field)
     return url

@@ -16,13 +16,14 @@ adds (and group joins) from when the code, or the group's place in it, was made:
   `store-<code>`, `ad-douyin`, `xhs-note`, `bag-card-<shop>`); group codes and their groups' places in them are
   dated when each group was made, and the groups' members carry the code's state (they scanned its QR);
 - the fission campaign's joins are the timeline's referral adds of its host since it began (`fission_plan`).
-  Each goes, in time order, through `fission_invite_record` (what the add hook calls) once the add carries the
-  state of the code it came through (the campaign's, or the inviter's own, made by `participant_code_ensure` when
-  they opened their page); every hold is settled by `fission_invites_settle` at the minute it ended, so counts,
-  fraud scores, reviews and rewards come from the campaigns service itself, at the times they would have.
-  What those services stamp with the wall clock rather than the add's time (a code's creation, an invite's
-  waiting message) is re-dated to the moment it happened; rewards are marked fulfilled (`reward_fulfil`) when they
-  would have been handed over: coupons at once, gifts two days later.
+  Each goes, in time order, through `fission_invite_replay` (`fission_invite_record`, what the add hook calls, for
+  an add of the past) once the add carries the state of the code it came through (the campaign's, or the
+  inviter's own, made by `participant_code_ensure` when they opened their page); every hold is settled by
+  `fission_invites_settle` at the minute it ended, so counts, fraud scores, reviews and rewards come from the
+  campaigns service itself, at the times they would have. What the services stamp with the wall clock rather than
+  the add's time (a campaign's or a code's creation, an invite's waiting message, landing visits and devices) is
+  dated to the moment it happened by the campaigns context's replay services; rewards are marked fulfilled
+  (`reward_fulfil_replay`) when they would have been handed over: coupons at once, gifts two days later.
 
 WeCom's side of a historical add (welcome sends, the way's rotation) is not replayed: those belong to a moment that
 has passed, and siyu keeps only what it would still hold.
@@ -37,28 +38,20 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from siyu.analytics.models import Event
-from siyu.campaigns.models import (
-    Campaign,
-    CampaignHost,
-    Invite,
-    LandingVisit,
-    Participant,
-    ParticipantDevice,
-    ParticipantMessage,
-    RewardGrant,
-    RewardKind,
-    RewardTier,
-)
+from siyu.campaigns.selectors import campaign_row_counts, grant_list, participant_of_customer
 from siyu.campaigns.services import (
     TierInput,
     campaign_activate,
+    campaign_backdate,
     campaign_create,
     device_hash,
     entry_state,
-    fission_invite_record,
+    fission_invite_replay,
     fission_invites_settle,
+    landing_visit_replay,
     participant_code_ensure,
-    reward_fulfil,
+    participant_device_replay,
+    reward_fulfil_replay,
 )
 from siyu.channels.models import LiveCode, LiveCodeGuide, WelcomeMessage
 from siyu.channels.services import live_code_create, welcome_message_save
@@ -74,6 +67,7 @@ from siyu.storecodes.models import StoreCodeSettings
 from siyu.storecodes.services import store_code_settings_update
 
 if TYPE_CHECKING:
+    from siyu.campaigns.models import Participant
     from siyu.demo.services import DemoRun
 
 CHANNEL_TAG_GROUP = "渠道"
@@ -87,13 +81,14 @@ USER_AGENTS = (
     "Mozilla/5.0 (Linux; Android 14; V2309A) AppleWebKit/537.36 Chrome/116.0 Mobile MicroMessenger/8.0.47",
     "Mozilla/5.0 (Linux; Android 13; 22081212C) AppleWebKit/537.36 Chrome/112.0 Mobile MicroMessenger/8.0.44",
 )
-# When rewards reached the participants: coupons at once, gifts when the warehouse shipped them.
-HANDED_OVER_AFTER = {RewardKind.COUPON: dt.timedelta(minutes=1), RewardKind.GIFT: dt.timedelta(days=2)}
+# When rewards reached the participants (by the reward kinds of ref.FISSION_TIERS): coupons at once, gifts when the
+# warehouse shipped them.
+HANDED_OVER_AFTER = {"coupon": dt.timedelta(minutes=1), "gift": dt.timedelta(days=2)}
 
-# The rows this phase leaves, counted for the load's summary (services write several tables per call).
+# The rows this phase leaves, counted for the load's summary (services write several tables per call); the campaigns
+# context counts its own (`campaign_row_counts`).
 WRITTEN: tuple[type[models.Model], ...] = (
-    LiveCode, LiveCodeGuide, WelcomeMessage, GroupCode, GroupCodeSlot, StoreCodeSettings, Campaign, CampaignHost,
-    RewardTier, Participant, Invite, RewardGrant, ParticipantMessage, LandingVisit, ParticipantDevice,
+    LiveCode, LiveCodeGuide, WelcomeMessage, GroupCode, GroupCodeSlot, StoreCodeSettings,
 )  # fmt: skip
 
 
@@ -115,7 +110,8 @@ def demo_acquisition_create(*, run: DemoRun) -> int:
         )
         run.reporter.advance(1)
         _fission(run, actor)
-    return sum(m.objects.filter(tenant_id=tenant.id).count() for m in WRITTEN)  # type: ignore[attr-defined]
+    rows = sum(m.objects.filter(tenant_id=tenant.id).count() for m in WRITTEN)  # type: ignore[attr-defined]
+    return rows + sum(campaign_row_counts(actor=actor).values())
 
 
 def _link(title_url_desc: tuple[str, str, str]) -> dict[str, str]:
@@ -245,7 +241,7 @@ def _fission(run: DemoRun, actor: Actor) -> None:
     )
     campaign = campaign_activate(actor=actor, campaign_id=campaign.id)
     prepared = plan.starts_at - dt.timedelta(days=3)
-    Campaign.objects.filter(id=campaign.id).update(created_at=prepared)
+    campaign_backdate(actor=actor, campaign_id=campaign.id, created_at=prepared)
     LiveCode.objects.filter(id=campaign.entry_live_code_id).update(created_at=prepared)
     run.reporter.advance(1)
     customers = [ids[j.customer] for j in plan.joins]
@@ -266,46 +262,33 @@ def _fission(run: DemoRun, actor: Actor) -> None:
         else:
             code_id, state = inviter.live_code_id, inviter.code_state
             for k, device in enumerate(join.visits):
-                LandingVisit.objects.create(
-                    tenant_id=tenant_id,
-                    campaign=campaign,
-                    participant=inviter,
-                    device_hash=_device(run, device),
-                    created_at=join.at - dt.timedelta(minutes=3 * (len(join.visits) - k)),
+                landing_visit_replay(
+                    actor=actor,
+                    participant_id=inviter.id,
+                    fingerprint=_device(run, device),
+                    at=join.at - dt.timedelta(minutes=3 * (len(join.visits) - k)),
                 )
         _attribute(tenant_id, relation_id, customer_id, brand_ip, join.at, state)
         if code_id is None:  # the plan has inviters share before they invite; activation makes the entry code
             raise RuntimeError(f"fission join {n} has no code to come through")
-        fission_invite_record(actor=actor, live_code_id=code_id, follow_relation_id=relation_id)
-        invite = Invite.objects.filter(campaign=campaign, follow_relation_id=relation_id).first()
-        if invite is not None:
-            # Recorded with the wall clock by the service: the add's own time is when they happened.
-            Invite.objects.filter(id=invite.id, decided_at__isnull=False).update(decided_at=join.at)
-            ParticipantMessage.objects.filter(
-                participant_id=invite.inviter_id, dedupe_key=f"invite:{invite.id}"
-            ).update(created_at=join.at)
-            if invite.status == Invite.Status.PENDING:
-                heapq.heappush(settle_at, invite.hold_until + dt.timedelta(minutes=1))
-        participant = Participant.objects.select_related("campaign").get(campaign=campaign, customer_id=customer_id)
+        hold_until = fission_invite_replay(actor=actor, live_code_id=code_id, follow_relation_id=relation_id)
+        if hold_until is not None:
+            heapq.heappush(settle_at, hold_until + dt.timedelta(minutes=1))
+        participant = participant_of_customer(actor=actor, campaign_id=campaign.id, customer_id=customer_id)
         if join.shared_at is not None:
             # They opened their page (on their own phone) and got their personal code and poster.
-            ParticipantDevice.objects.create(
-                tenant_id=tenant_id,
-                campaign=campaign,
-                participant=participant,
-                device_hash=_device(run, n),
-                created_at=join.shared_at,
+            participant_device_replay(
+                actor=actor, participant_id=participant.id, fingerprint=_device(run, n), at=join.shared_at
             )
             participant = participant_code_ensure(participant=participant)
             LiveCode.objects.filter(id=participant.live_code_id).update(created_at=join.shared_at)
         participants[n] = participant
         run.reporter.advance(1)
     _settle(tenant_id, settle_at, until=run.load.anchor)
-    for grant in RewardGrant.objects.filter(campaign=campaign).order_by("id"):
-        handed_over = grant.granted_at + HANDED_OVER_AFTER.get(RewardKind(grant.kind), dt.timedelta(days=1))
+    for grant in grant_list(actor=actor, campaign_id=campaign.id).order_by("id"):
+        handed_over = grant.granted_at + HANDED_OVER_AFTER.get(grant.kind, dt.timedelta(days=1))
         if handed_over < run.load.anchor:
-            reward_fulfil(actor=actor, grant_id=grant.id)
-            RewardGrant.objects.filter(id=grant.id).update(fulfilled_at=handed_over)
+            reward_fulfil_replay(actor=actor, grant_id=grant.id, fulfilled_at=handed_over)
 
 
 def _attribute(tenant_id: int, relation_id: int, customer_id: int, guide_id: int, at: dt.datetime, state: str) -> None:

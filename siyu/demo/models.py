@@ -24,6 +24,11 @@ class DemoLoad(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When `siyu demo` last ran for the brand (a load, a resumed one, or a run that found it loaded), and when the
+    # WeCom emulator was last handed the brand's corp: an emulator holding a corp from before the last run (or from
+    # before siyu recorded this) gets it afresh, so its ways match the codes siyu stores (see siyu.demo.wecom).
+    reloaded_at = models.DateTimeField(null=True, blank=True)
+    emulator_corp_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"demo {self.slug} (seed {self.seed}, {self.customers} customers)"

@@ -12,6 +12,11 @@ per-row audit trail: a load is recorded by one `demo.load` audit row instead of 
 
 The last phase, `acquisition` (siyu.demo.acquisition), makes the brand's live codes, group codes, store locator and
 fission campaign through the owning contexts' services, against a private in-process emulator (see there).
+
+Jobs: the services queue follow-up jobs as they write (a code's rebalance at midnight, a settle at the end of each
+invite's hold). A bulk load holds them back (`jobs_held`): the history it writes is settled by the loader itself, and
+what the running brand still has to do later is on its rows (a code's `rebalance_at`, an invite's `hold_until`),
+where the worker's periodic sweeps find it, as they do for any job that was lost. So a load leaves no job behind.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +34,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
 from django.utils import timezone
+from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
+from django_tasks.backends.dummy import DummyBackend
 
 from siyu.analytics.models import Event
 from siyu.analytics.services import event_build
@@ -688,7 +696,11 @@ class DemoLoadResult:
 
 
 def demo_load_start(*, slug: str, seed: int | None, customers: int | None, anchor: dt.datetime | None) -> DemoLoad:
-    """The load record for `slug`, created on the first run; a resumed run must not change its parameters."""
+    """The load record for `slug`, created on the first run; a resumed run must not change its parameters.
+
+    Every run stamps `reloaded_at`, so the next `siyu serve` hands the WeCom emulator the brand afresh
+    (siyu.demo.wecom.demo_emulator_attach), even when the load itself has nothing left to do.
+    """
     with transaction.atomic():
         load = DemoLoad.objects.select_for_update().filter(slug=slug).first()
         if load is None:
@@ -704,6 +716,8 @@ def demo_load_start(*, slug: str, seed: int | None, customers: int | None, ancho
                 "run again with those values (or none) to finish it, or load into a fresh database",
                 field="customers",
             )
+        load.reloaded_at = timezone.now()
+        load.save(update_fields=["reloaded_at"])
         existing = set(load.states.values_list("phase", flat=True))
         DemoLoadState.objects.bulk_create(
             [DemoLoadState(load=load, phase=p.name, position=i) for i, p in enumerate(PHASES) if p.name not in existing]
@@ -746,7 +760,8 @@ def demo_load(
         phase = phases[state.phase]
         run.reporter.phase_started(phase.name, phase.label, phase.total(run))
         phase_started = time.perf_counter()
-        with transaction.atomic(durable=True):
+        # Held around the commit: the services queue their jobs when the phase's transaction commits.
+        with jobs_held(), transaction.atomic(durable=True):
             rows = phase.write(run=run)
             seconds = time.perf_counter() - phase_started
             DemoLoadState.objects.filter(pk=state.pk).update(
@@ -759,6 +774,32 @@ def demo_load(
     load.save(update_fields=["finished_at"])
     result.seconds = time.perf_counter() - started
     return result
+
+
+class _HeldJobs(DummyBackend):
+    """The job backend while a phase of the load runs: keeps what is enqueued in memory, and cannot defer a job,
+    so the services leave their timed follow-ups to the worker's sweeps, as they do under the immediate backend."""
+
+    supports_defer = False
+
+
+@contextmanager
+def jobs_held() -> Iterator[None]:
+    """Hold back the jobs this thread enqueues within the block (a bulk load's).
+
+    Timed follow-ups (a rebalance at midnight, a settle when a hold ends) are not queued at all: the services see a
+    backend that cannot defer, and leave them to the worker's periodic sweeps, which read them from the rows. Jobs
+    meant to run at once are queued when the block ends without an error: after the transaction it wraps committed.
+    """
+    real = task_backends[DEFAULT_TASK_BACKEND_ALIAS]
+    held = _HeldJobs(DEFAULT_TASK_BACKEND_ALIAS, {"QUEUES": sorted(real.queues)})
+    task_backends[DEFAULT_TASK_BACKEND_ALIAS] = held  # this thread's backend only (a connection handler)
+    try:
+        yield
+    finally:
+        task_backends[DEFAULT_TASK_BACKEND_ALIAS] = real
+    for job in held.results:
+        job.task.enqueue(*job.args, **job.kwargs)
 
 
 _LOADED_TABLES: tuple[type[models.Model], ...] = (Customer, Identity, FollowRelation, CustomerTag, Event, Order)

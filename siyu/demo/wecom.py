@@ -6,7 +6,8 @@ and hands it the brand (`demo_emulator_attach`): the corp built from the loaded 
 URL pointing back at siyu, and the behaviour simulator at a gentle rate, so the console shows live activity
 (customers adding guides through the brand's live codes, deleting them, joining groups) arriving through signed
 callbacks exactly as from real WeCom. Because the corp mirrors the tables, a `siyu sync` of the demo brand
-changes nothing.
+changes nothing. The emulator keeps its state across restarts (VAR_DIR/emulator/state.json); after a `siyu demo`
+the next `siyu serve` hands it the brand afresh, so a corp an earlier version left there gets the brand's codes.
 
 The loader makes the brand's live codes, group codes and fission codes through the owning contexts' services, which
 create their WeCom ways as they would in production. It runs before any emulator is up, so for that phase the
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from siyu.channels.models import LiveCode
 from siyu.core import pii
@@ -33,6 +35,7 @@ from siyu.core.models import Guide, Region, Store, Tenant
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
 from siyu.demo import reference as ref
+from siyu.demo.models import DemoLoad
 from siyu.emulator.config import EmulatorConfig
 from siyu.emulator.core import Emulator
 from siyu.emulator.model import (
@@ -292,29 +295,57 @@ def _add_join_ways(corp: Corp, *, tenant: Tenant) -> None:
 @dataclass(frozen=True)
 class Attached:
     corp_id: str
-    pushed: bool  # False: the emulator already held the corp (its state survives restarts)
+    # False: the emulator already held the corp as handed over since the last `siyu demo` (its state survives
+    # restarts); True: it was handed the brand now (it held no corp, or one from before the last `siyu demo`).
+    pushed: bool
     customers: int
     simulate_rate: float
+
+
+# What `demo_corp` builds from siyu's tables. The rest of a corp the emulator holds (corp tags created there, chat
+# messages, moments, transfers, welcome codes, ...) only the emulator knows: handing the brand over again keeps it.
+MIRRORED = ("name", "apps", "departments", "members", "contacts", "group_chats", "contact_ways", "join_ways")
+
+
+def _corp_outdated(load: DemoLoad | None) -> bool:
+    """Whether the emulator's copy of the brand's corp predates the last `siyu demo` (or is of unknown age)."""
+    if load is None:
+        return False  # not a loaded demo brand: the emulator's corp is whatever was pushed
+    if load.emulator_corp_at is None:
+        return True
+    return load.reloaded_at is not None and load.reloaded_at > load.emulator_corp_at
 
 
 def demo_emulator_attach(
     *, tenant: Tenant, emulator_url: str, callback_base_url: str, simulate_rate: float, seed: int = ref.DEFAULT_SEED
 ) -> Attached:
-    """Give the running emulator the demo brand's corp (once: it keeps its state), point its callbacks at siyu,
-    and start the behaviour simulator at `simulate_rate` actions per second (0: none)."""
+    """Give the running emulator the demo brand's corp, point its callbacks at siyu, and start the behaviour
+    simulator at `simulate_rate` actions per second (0: none).
+
+    The emulator keeps its state, so the corp is handed over when it holds none, or one from before the brand's last
+    `siyu demo` (an earlier version's, say, without the ways of the brand's codes): what siyu mirrors (MIRRORED) is
+    then replaced by the brand as siyu holds it, the rest kept, and the corp's id counter never steps back (the ids
+    of ways, contacts and chats the emulator makes derive from it, and must not repeat one siyu stores).
+    """
     connection = connection_for_tenant(tenant_id=tenant.id)
     if connection is None:
         raise LookupError("the demo brand has no WeCom connection: run `siyu demo` first")
     secrets_ = connection_secrets(connection)
+    load = DemoLoad.objects.filter(tenant=tenant).first()
+    started = timezone.now()  # a `siyu demo` from now on is newer than the corp handed over below
     base = emulator_url.rstrip("/")
     with httpx.Client(base_url=base, timeout=httpx.Timeout(120, connect=5)) as client:
         held = client.get("/emulator/corps").raise_for_status().json()["corps"]
         summary = next((c for c in held if c["corp_id"] == connection.corp_id), None)
-        pushed = summary is None
+        pushed = summary is None or _corp_outdated(load)
         if pushed:
-            corp = demo_corp(tenant=tenant)
-            client.post("/emulator/corps", json=to_jsonable(corp)).raise_for_status()
-            customers = len(corp.contacts)
+            corp = to_jsonable(demo_corp(tenant=tenant))
+            if summary is not None:
+                kept = client.get("/emulator/corps/export", params={"corp_id": connection.corp_id})
+                previous = kept.raise_for_status().json()
+                corp = {**previous, **{key: corp[key] for key in MIRRORED}, "seq": max(previous["seq"], corp["seq"])}
+            client.post("/emulator/corps", json=corp).raise_for_status()
+            customers = len(corp["contacts"])
         else:
             customers = int(summary["counts"]["contacts"])
         client.post(
@@ -330,4 +361,6 @@ def demo_emulator_attach(
             client.post(
                 "/emulator/simulate/run", json={"corp_id": connection.corp_id, "rate": simulate_rate, "seed": seed}
             ).raise_for_status()
+    if pushed and load is not None:
+        DemoLoad.objects.filter(pk=load.pk).update(emulator_corp_at=started)
     return Attached(corp_id=connection.corp_id, pushed=pushed, customers=customers, simulate_rate=simulate_rate)

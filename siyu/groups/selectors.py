@@ -147,6 +147,20 @@ def group_code_slots_in_scope(*, actor: Actor, code: GroupCode) -> list[GroupCod
     )
 
 
+def group_code_slots_out_of_scope(*, actor: Actor, code: GroupCode) -> list[GroupCodeSlot]:
+    """The code's groups the actor may not see (their owner is outside its scope), in order, without their groups.
+
+    For the services (an edit by a store manager keeps HQ's groups of other stores as they are) and for saying how
+    many there are ("N more groups outside your scope are kept"); never to show what they are. Empty for HQ."""
+    if actor.guide_ids is None:
+        return []
+    return list(
+        GroupCodeSlot.objects.filter(tenant_id=actor.tenant_id, code=code)
+        .exclude(group__owner_id__in=sorted(actor.guide_ids))
+        .order_by("position", "id")
+    )
+
+
 def group_code_slot_counts(*, actor: Actor, codes: Collection[GroupCode]) -> dict[int, int]:
     """How many groups in scope each code has (the list page), in one query."""
     rows = (

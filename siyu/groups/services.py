@@ -53,6 +53,7 @@ from siyu.groups.selectors import (
     access_group_code,
     group_code_public_url_path,
     group_code_slots,
+    group_code_slots_out_of_scope,
     require_code_manager,
 )
 from siyu.tags.selectors import access_tag
@@ -420,8 +421,13 @@ def _clean_code(actor: Actor, data: GroupCodeInput, code: GroupCode | None) -> d
         raise ValidationFailed("choose one of your stores: only HQ makes brand-wide group codes", field="store_id")
     if not data.groups:
         raise ValidationFailed("choose at least one customer group", field="group_ids")
-    if len(data.groups) > MAX_CODE_GROUPS:
-        raise ValidationFailed(f"a code takes at most {MAX_CODE_GROUPS} groups", field="group_ids")
+    # Groups of the code the editor may not see (HQ put other stores' groups on it) are kept as they are: they
+    # count towards the code's size and may carry its schedule.
+    hidden = group_code_slots_out_of_scope(actor=actor, code=code) if code else []
+    kept_hidden = sum(1 for s in hidden if not s.auto_created)
+    if len(data.groups) + kept_hidden > MAX_CODE_GROUPS:
+        also = f" ({kept_hidden} of them outside your scope are kept)" if kept_hidden else ""
+        raise ValidationFailed(f"a code takes at most {MAX_CODE_GROUPS} groups{also}", field="group_ids")
     ids = [g.group_id for g in data.groups]
     if len(set(ids)) != len(ids):
         raise Conflict("a group is listed twice", field="group_ids")
@@ -446,7 +452,7 @@ def _clean_code(actor: Actor, data: GroupCodeInput, code: GroupCode | None) -> d
             raise Conflict("a group's schedule must end after it starts", field=f"groups.{i}.active_until")
         slots.append((group, slot, threshold))
     if data.switch_mode == GroupCode.SwitchMode.SCHEDULE and not any(
-        s.active_from or s.active_until for s in data.groups
+        s.active_from or s.active_until for s in [*data.groups, *hidden]
     ):
         raise Conflict("schedule mode needs a start or end time on at least one group", field="groups")
     return {
@@ -465,23 +471,49 @@ def _clean_code(actor: Actor, data: GroupCodeInput, code: GroupCode | None) -> d
     }
 
 
-def _write_slots(code: GroupCode, slots: list[tuple[CustomerGroup, GroupSlotInput, int]], now: dt.datetime) -> None:
-    """Make the code's configured groups these, in this order; groups WeCom opened for it stay after them."""
-    existing = {s.group_id: s for s in GroupCodeSlot.objects.filter(code=code)}
+def _write_slots(
+    actor: Actor, code: GroupCode, slots: list[tuple[CustomerGroup, GroupSlotInput, int]], now: dt.datetime
+) -> list[int]:
+    """Make the editor's configured groups of the code these, in this order; groups WeCom opened for it stay after
+    the configured ones.
+
+    Groups the editor may not see (a store manager editing a code HQ also put other stores' groups on) are kept
+    as they are, thresholds and schedules untouched, at their places among the configured groups: the editor's
+    groups fill the places its own groups held, in the order given, and any more go after them all. HQ sees every
+    group, so its list replaces the configured groups. Returns the kept groups' ids, in order."""
+    existing = list(GroupCodeSlot.objects.filter(code=code).order_by("position", "id"))
+    hidden = {s.id for s in group_code_slots_out_of_scope(actor=actor, code=code)} if existing else set()
     wanted = {group.id for group, _, _ in slots}
-    GroupCodeSlot.objects.filter(code=code, auto_created=False).exclude(group_id__in=wanted).delete()
-    for position, (group, slot, threshold) in enumerate(slots):
-        row = existing.get(group.id) or GroupCodeSlot(tenant_id=code.tenant_id, code=code, group=group, added_at=now)
-        row.position, row.threshold = position, threshold
-        row.active_from, row.active_until, row.auto_created = slot.active_from, slot.active_until, False
-        row.save()
-    for offset, row in enumerate(
-        GroupCodeSlot.objects.filter(code=code, auto_created=True)
-        .exclude(group_id__in=wanted)
-        .order_by("position", "id")
-    ):
-        row.position = len(slots) + offset
-        row.save(update_fields=["position"])
+    GroupCodeSlot.objects.filter(code=code, auto_created=False).exclude(id__in=hidden).exclude(
+        group_id__in=wanted
+    ).delete()
+    opened = {row.id for row in existing if row.auto_created}
+    by_group = {row.group_id: row for row in existing}
+    edited: list[GroupCodeSlot] = []
+    for group, slot, threshold in slots:
+        row = by_group.get(group.id) or GroupCodeSlot(tenant_id=code.tenant_id, code=code, group=group, added_at=now)
+        row.threshold, row.active_from, row.active_until = threshold, slot.active_from, slot.active_until
+        row.auto_created = False
+        edited.append(row)
+    queue = iter(edited)
+    order: list[GroupCodeSlot] = []
+    for row in existing:
+        if row.id in opened:
+            continue  # after the configured groups (or configured now, when the editor listed it)
+        if row.id in hidden:
+            order.append(row)
+        elif (mine := next(queue, None)) is not None:
+            order.append(mine)
+    order += queue
+    order += [row for row in existing if row.id in opened and row.group_id not in wanted]
+    for position, row in enumerate(order):
+        if row.id in hidden or (row.id in opened and row.group_id not in wanted):
+            if row.position != position:
+                GroupCodeSlot.objects.filter(id=row.id).update(position=position)
+        else:
+            row.position = position
+            row.save()
+    return [row.group_id for row in order if row.id in hidden and not row.auto_created]
 
 
 def group_code_create(
@@ -505,7 +537,7 @@ def group_code_create(
                 updated_at=now,
                 **cleaned["fields"],
             )
-            _write_slots(code, cleaned["slots"], now)
+            _write_slots(actor, code, cleaned["slots"], now)
             audit_record(
                 actor=actor,
                 action="group_code.create",
@@ -537,13 +569,13 @@ def group_code_update(
                 code.save()
         except IntegrityError as exc:
             raise Conflict(f"state {code.state!r} is already used", field="state") from exc
-        _write_slots(code, cleaned["slots"], now)
+        kept = _write_slots(actor, code, cleaned["slots"], now)
         audit_record(
             actor=actor,
             action="group_code.update",
             target_type="group_code",
             target_id=code.id,
-            detail={"fields": changed, "groups": [g.id for g, _, _ in cleaned["slots"]]},
+            detail={"fields": changed, "groups": [g.id for g, _, _ in cleaned["slots"]], "kept_out_of_scope": kept},
         )
     return group_code_sync(tenant_id=actor.tenant_id, code_id=code.id, client_factory=client_factory) or code
 
@@ -677,7 +709,10 @@ def _sync_way(
             owner.config_id = ""  # deleted in WeCom's admin console: make a new one (the QR changes, say so)
             logger.warning("join way of %s %s vanished in WeCom; creating a new one", type(owner).__name__, owner.id)
         else:
-            extra = [c for c in current.get("chat_id_list", []) if c not in window.chat_ids]
+            # Chats WeCom lists that siyu neither wants nor wrote there itself: WeCom opened them. (A chat siyu wrote
+            # and an editor has since taken off the code is not one, and must not come back as an opened group.)
+            written = set(owner.way_chat_ids or [])
+            extra = [c for c in current.get("chat_id_list", []) if c not in window.chat_ids and c not in written]
             base_id = max(base_id, int(current.get("room_base_id") or 0))  # WeCom counts up as it opens groups
             same = (
                 list(current.get("chat_id_list", [])) == window.chat_ids

@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, Field, StrictBool
 from siyu.api.auth import actor_of
 from siyu.api.schemas import (
     NO_NUL_PATTERN,
+    TRIMMED_PATTERN,
     BodyId,
     BodyIn,
     Id,
@@ -22,6 +23,7 @@ from siyu.api.schemas import (
     NotNull,
     PageOut,
     PageParams,
+    Trimmed,
     error_responses,
     str_enum,
 )
@@ -40,7 +42,10 @@ ReviewEnum = str_enum("ParticipantReview", Participant.Review)
 GrantStatusEnum = str_enum("RewardGrantStatus", RewardGrant.Status)
 ParticipantOrderEnum = StrEnum("ParticipantOrder", {k.upper(): k for k in selectors.PARTICIPANT_ORDERS})  # type: ignore[misc]
 
-Text60 = Annotated[str, Field(min_length=1, max_length=MAX_NAME, json_schema_extra={"pattern": NO_NUL_PATTERN}), NoNul]
+# Names are stripped by the services: the API takes them trimmed and not blank (not only spaces or \x85).
+Text60 = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME, json_schema_extra={"pattern": TRIMMED_PATTERN}), Trimmed
+]
 Caption = Annotated[str, Field(max_length=MAX_CAPTION, json_schema_extra={"pattern": NO_NUL_PATTERN}), NoNul]
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Query, Router, Schema, Status
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from siyu.api.auth import actor_of
 from siyu.api.schemas import (
@@ -89,8 +89,22 @@ class _In(BodyIn):
 
 
 class ImageIn(BodyIn):
+    # Exactly one source, said in the schema too (clients and generated tests see the rule, not only the 422).
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["asset_id"]}, {"required": ["pic_url"]}]})
+
     msgtype: Literal["image"]
-    asset_id: BodyId = Field(description="An uploaded image (console: welcome page).")
+    asset_id: Annotated[BodyId | None, NotNull] = Field(
+        None, description="An uploaded image (console: welcome page); give this or pic_url."
+    )
+    pic_url: Annotated[str | None, Field(max_length=2000, pattern=URL_PATTERN), NotNull] = Field(
+        None, description="An image on the web (http/https), as WeCom's welcome message takes it; or asset_id."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageIn:
+        if (self.asset_id is None) == (self.pic_url is None):
+            raise ValueError("give exactly one of asset_id and pic_url")
+        return self
 
 
 class LinkIn(BodyIn):

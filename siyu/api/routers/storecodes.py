@@ -92,8 +92,8 @@ HOURS_DESCRIPTION = (
     'day it opens on; a closing time not after the opening time is the next day ("18:00"-"02:00"), equal times '
     "are 24 hours. Null: not set (the locator treats the store as open)."
 )
-# [opens, closes]: a two-item list rather than a tuple, which the document could only describe with prefixItems.
-Interval = Annotated[list[ClosingHhmm], Field(min_length=2, max_length=2)]
+# [opens, closes]: a pair (prefixItems in the document), so only the closing time may be "24:00".
+Interval = tuple[Hhmm, ClosingHhmm]
 DayIn = Annotated[list[Interval], Field(max_length=4)]
 
 

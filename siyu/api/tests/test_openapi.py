@@ -22,6 +22,7 @@ KEYWORDS = {
     "anyOf", "oneOf", "allOf", "not", "title", "description", "default", "format", "pattern", "minLength",
     "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems",
     "uniqueItems", "examples", "example", "deprecated", "readOnly", "writeOnly", "discriminator",
+    "prefixItems",  # OpenAPI 3.1 (JSON Schema 2020-12) tuples: [opens, closes]
 }  # fmt: skip
 
 

@@ -388,3 +388,49 @@ def test_the_worker_sweep_queues_a_settle_for_brands_with_holds_ended(
         assert services.fission_settle_due(now=t + dt.timedelta(days=2)) == 1
     inviter.refresh_from_db()
     assert (inviter.invites_pending, inviter.invites_counted) == (0, 1)
+
+
+def _queued_settles() -> list[tuple[dt.datetime, list[Any]]]:
+    from django_tasks_db.models import DBTaskResult
+
+    rows = DBTaskResult.objects.filter(task_path="siyu.campaigns.tasks.fission_settle_run", status="READY")
+    return sorted((r.run_after, r.args_kwargs["args"]) for r in rows)
+
+
+def test_invites_whose_holds_end_together_share_one_settle_job(
+    world: World, campaign: Campaign, django_capture_on_commit_callbacks: Any
+) -> None:
+    adds = Adds(world)
+    t = START + dt.timedelta(hours=1, minutes=2)
+    inviter = seed(world, campaign, adds, at=t, code=9_004)
+    with django_capture_on_commit_callbacks(execute=True):
+        for minutes in (0, 1, 2, 12):  # the first three holds end in the same 5 minutes, the last one later
+            join(world, adds.new(at=t + dt.timedelta(minutes=minutes)), 9_004)
+    tenant = world.tenant_a.id
+    first = services.settle_slot(t + dt.timedelta(hours=24))
+    assert first == START + dt.timedelta(hours=25, minutes=5)  # a minute's grace, rounded up to the slot
+    assert _queued_settles() == [
+        (first, [tenant]),
+        (services.settle_slot(t + dt.timedelta(hours=24, minutes=12)), [tenant]),
+    ]
+    campaign.refresh_from_db()
+    assert campaign.settle_at == START + dt.timedelta(hours=25, minutes=15)
+    # The job at the first slot settles the three holds ended by then; the last waits for its own job.
+    counts = services.fission_invites_settle(tenant_id=tenant, now=first)
+    assert counts.counted == 3
+    inviter.refresh_from_db()
+    assert (inviter.invites_pending, inviter.invites_counted) == (1, 3)
+
+
+def test_a_backend_that_cannot_defer_leaves_the_settle_to_the_sweep(
+    world: World, campaign: Campaign, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    adds = Adds(world)
+    t = START + dt.timedelta(hours=1)
+    seed(world, campaign, adds, at=t, code=9_005)
+    settings.TASKS = IMMEDIATE_TASKS  # runs jobs at once: no run_after
+    with django_capture_on_commit_callbacks(execute=True):
+        join(world, adds.new(at=t + dt.timedelta(minutes=1)), 9_005)
+    campaign.refresh_from_db()
+    assert campaign.settle_at is None  # no job holds the slot, so none is claimed
+    assert services.fission_settle_due(now=t + dt.timedelta(days=2)) == 1

@@ -1,6 +1,7 @@
 """The live code and welcome message console pages as each persona reads them (HTML): a code shared by two stores
 shows each reader only its own guides; one code's sends outside the scope are not found; and mini-program
-attachments are set on the welcome form, refused for the same reasons as through the API (one validator)."""
+attachments are set on the welcome form, refused for the same reasons as through the API (one validator); what the
+API sets (a link's description and picture, an image by URL, the attachments' order) survives a console save."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from siyu.api.tests.conftest import ApiClient
 from siyu.channels import services
 from siyu.channels.models import LiveCode, WelcomeAsset, WelcomeMessage
 from siyu.channels.tests.conftest import Emulated
+from siyu.channels.tests.support import form_fields
 from siyu.console.tests.conftest import (
     _compiled_locale,  # noqa: F401 - autouse: pages are read in Chinese
     attr_values,
@@ -229,3 +231,133 @@ def test_editing_a_code_in_the_console_keeps_its_miniprogram(
     assert response.status_code == 302, response.content.decode()[:2000]
     saved = WelcomeMessage.objects.get(live_code=code)
     assert saved.attachments == attachments
+
+
+# -- attachments the API sets, kept by a console save ------------------------------------------------------------------
+
+LINK_CARD = {
+    "msgtype": "link",
+    "title": "春季新品",
+    "url": "https://brand.example.com/spring?from=welcome",
+    "desc": "第一行：新品上市\n第二行：到店有礼 & 专属折扣",
+    "picurl": "https://cdn.brand.example.com/spring.jpg",
+}
+IMAGE_BY_URL = {"msgtype": "image", "pic_url": "https://cdn.brand.example.com/poster.png?v=2&size=large"}
+
+
+def _file(world: World) -> WelcomeAsset:
+    return services.welcome_asset_upload(
+        actor=world.actor("hq"),
+        kind="file",
+        name="会员手册.pdf",
+        content=b"%PDF-1.4 manual",
+        content_type="application/pdf",
+    )
+
+
+def test_a_console_edit_keeps_every_attachment_field_the_api_set(
+    client: Client, world: World, connected: WeComConnection, cover: WelcomeAsset, tokens: dict[str, str]
+) -> None:
+    """A link's description and picture and an image by URL are not what the console adds, but an operator who
+    renames the code and saves the form as shown keeps them all, in their order."""
+    api = ApiClient(tokens["hq"])
+    manual = _file(world)
+    created = api.post(
+        "/live-codes",
+        {
+            "name": "春季投放",
+            "guide_ids": [world.guides["G1"].id],
+            "state": "spring_api",
+            "welcome_text": "{客户昵称}你好",
+            "welcome_attachments": [
+                {"msgtype": "miniprogram", **MINIPROGRAM, "asset_id": cover.id},
+                LINK_CARD,
+                IMAGE_BY_URL,
+                {"msgtype": "image", "asset_id": cover.id},
+                {"msgtype": "link", "title": "门店地址", "url": "https://brand.example.com/stores"},
+                {"msgtype": "file", "asset_id": manual.id},
+            ],
+        },
+    )
+    assert created.status == 201, created.body
+    code_id = created.body["id"]
+    # An image is an upload or a URL (WeCom's pic_url), never both or neither.
+    for bad in ({"msgtype": "image"}, {**IMAGE_BY_URL, "asset_id": cover.id}, {"msgtype": "image", "pic_url": "x"}):
+        refused = api.patch(f"/live-codes/{code_id}", {"welcome_attachments": [bad]})
+        assert refused.status == 422, refused.body
+        assert "welcome_attachments" in str(refused.body)
+    before = api.get(f"/live-codes/{code_id}").body["welcome"]
+    assert before["attachments"][1] == LINK_CARD
+    assert before["attachments"][2] == IMAGE_BY_URL
+
+    login(client, "hq")
+    url = reverse("console:channel_code_edit", args=[code_id])
+    page = client.get(url).content.decode()
+    # The link card and the image by URL are on the form, to see and change.
+    assert attr_values(page, "data-link") == ["1", "2"]
+    assert f'value="{LINK_CARD["picurl"]}"' in page
+    assert "第二行：到店有礼 &amp; 专属折扣</textarea>" in page
+    assert attr_values(page, 'name="image_urls" value') == [IMAGE_BY_URL["pic_url"].replace("&", "&amp;")]
+    posted = form_fields(page, "code-form")
+    assert posted["name"] == ["春季投放"]
+    posted["name"] = ["春季投放（改名）"]
+    response = client.post(url, posted)
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+    after = api.get(f"/live-codes/{code_id}").body
+    assert after["name"] == "春季投放（改名）"
+    assert after["welcome"] == before
+
+
+def test_the_console_changes_a_link_cards_description_and_removes_an_image_by_url(
+    client: Client, world: World, connected: WeComConnection, tokens: dict[str, str]
+) -> None:
+    api = ApiClient(tokens["hq"])
+    code = services.live_code_create(
+        actor=world.actor("hq"),
+        name="链接卡片",
+        guide_ids=[world.guides["G1"].id],
+        state="link_card",
+        welcome_attachments=[IMAGE_BY_URL, LINK_CARD],
+    )
+    login(client, "hq")
+    url = reverse("console:channel_code_edit", args=[code.id])
+    posted = form_fields(client.get(url).content.decode(), "code-form")
+    posted["link_desc"] = ["到店有礼"]
+    del posted["image_urls"]  # the box unticked
+    posted["links"] = ["门店地址 | https://brand.example.com/stores"]  # and a new link, after the card
+    assert client.post(url, posted).status_code == 302
+    assert api.get(f"/live-codes/{code.id}").body["welcome"]["attachments"] == [
+        {**LINK_CARD, "desc": "到店有礼"},
+        {"msgtype": "link", "title": "门店地址", "url": "https://brand.example.com/stores", "desc": ""},
+    ]
+    # A bad picture URL is refused under the attachments, naming the link, and what was typed is kept.
+    posted = form_fields(client.get(url).content.decode(), "code-form")
+    posted["link_picurl"] = ["ftp://cdn.brand.example.com/spring.jpg", ""]
+    response = client.post(url, posted)
+    assert response.status_code == 422
+    html = response.content.decode()
+    error = html.split('id="attachments-error">', 1)[1].split("</div>", 1)[0]
+    assert error == "链接 1: welcome_attachments.0.picurl must be an http(s) URL"
+    assert 'value="ftp://cdn.brand.example.com/spring.jpg"' in html
+    assert WelcomeMessage.objects.get(live_code=code).attachments[0]["picurl"] == LINK_CARD["picurl"]
+
+
+def test_the_welcome_page_keeps_a_link_cards_fields_too(
+    client: Client, world: World, cover: WelcomeAsset, tokens: dict[str, str]
+) -> None:
+    api = ApiClient(tokens["hq"])
+    body = {
+        "scope": "default",
+        "text": "欢迎光临",
+        "attachments": [{"msgtype": "image", "asset_id": cover.id}, LINK_CARD],
+    }
+    saved = api.call("PUT", "/welcome-messages", body=body)
+    assert saved.status == 200, saved.body
+    login(client, "hq")
+    page = client.get(reverse("console:channel_welcome"), {"edit": saved.body["id"]}).content.decode()
+    response = client.post(reverse("console:channel_welcome"), form_fields(page, "welcome-form"))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    message = WelcomeMessage.objects.get(tenant=world.tenant_a, scope="default")
+    assert (message.text, message.attachments) == ("欢迎光临", saved.body["attachments"])
+    assert message.attachments == [{"msgtype": "image", "asset_id": cover.id}, LINK_CARD]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from siyu.analytics.models import Event
 from siyu.channels.models import LiveCode, WelcomeMessage, WelcomeSend
 from siyu.channels.services import (
     WELCOME_TEXT_FIELD,
@@ -68,6 +69,13 @@ def test_a_scan_is_attributed_tagged_and_welcomed(
     # Stored encrypted (the nickname is personal data), decrypted only to send it.
     assert "林小雨" not in send.text
     assert pii.decrypt(send.text, field=WELCOME_TEXT_FIELD) == delivered["text"]
+    # The customer's timeline says the welcome went out, from which guide.
+    event = Event.objects.get(type="welcome.sent", customer_id=relation.customer_id)
+    assert (event.guide_id, event.properties["welcome_send_id"], event.properties["live_code_id"]) == (
+        world.guides["G1"].id,
+        send.id,
+        code.id,
+    )
 
 
 def test_the_hook_run_again_for_the_same_welcome_code_sends_nothing_more(
@@ -105,6 +113,11 @@ def test_an_expired_welcome_code_is_a_recorded_failure(
     send = added.send
     assert (send.status, send.errcode, send.sent_at) == (WelcomeSend.Status.FAILED, 41050, None)
     assert emulated.welcome_messages() == []
+    # Visible on the customer's timeline too, with WeCom's reason; nothing claims it was sent.
+    failed = Event.objects.get(type="welcome.failed", customer_id=added.relation.customer_id)
+    assert (failed.properties["errcode"], failed.properties["welcome_send_id"]) == (41050, send.id)
+    assert failed.properties["error"] == send.error != ""
+    assert not Event.objects.filter(type="welcome.sent").exists()
     # The add itself is still attributed and tagged.
     assert CustomerTag.objects.filter(customer_id=added.relation.customer_id).count() == 1
 

@@ -66,6 +66,14 @@ def _ids(world: World, *keys: str) -> list[int]:
             "welcome_attachments.0.asset_id",
             "not an uploaded",
         ),
+        *(  # what urlsplit cannot parse is a bad URL, not a crash
+            (
+                {"welcome_attachments": [{"msgtype": "link", "title": "t", "url": url}]},
+                "welcome_attachments.0.url",
+                "must be an http(s) URL",
+            )
+            for url in ("http://]", "http://[::1", "https://shop.example.com:port/")
+        ),
     ],
 )
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(

@@ -84,43 +84,78 @@ def channel_codes(request: ConsoleRequest) -> HttpResponse:
 # (siyu.channels.welcome.clean_attachments), so a mini-program the API refuses is refused here for the same reason.
 
 _ATTACHMENT_FIELD = re.compile(r"^welcome_attachments\.(\d+)\b")
+LINK_FIELDS = ("title", "url", "desc", "picurl")
 MINIPROGRAM_FIELDS = ("title", "appid", "page", "cover")
 
 
+def _rows(post: QueryDict, prefix: str, names: tuple[str, ...]) -> list[dict[str, str]]:
+    """The posted table rows named `<prefix>_<name>`, one dict per row (a missing cell reads as empty)."""
+    columns = [post.getlist(f"{prefix}_{name}") for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip_longest(*columns, fillvalue="")]
+
+
 def attachments_posted(post: QueryDict) -> list[dict[str, Any]]:
-    """A welcome form's attachments in the services' input form: links ("title | URL" lines), the chosen uploads,
-    then the mini-program rows that are not blank (a half-filled row goes on, for the validator to name)."""
-    attachments: list[dict[str, Any]] = []
+    """A welcome form's attachments in the services' input form: the link rows (title, URL, description, picture),
+    new links ("title | URL" lines), the chosen uploads, the images by URL, then the mini-program rows. Blank rows
+    are skipped; a half-filled one goes on, for the validator to name.
+
+    Every saved attachment comes back with all its fields and in its saved place (`attachment_order`, one token
+    per attachment as the form showed it), so a form saved as shown changes nothing, whatever the API set; new
+    ones go last, in the form's order."""
+    items: list[tuple[str, dict[str, Any]]] = []
+    for i, row in enumerate(_rows(post, "link", LINK_FIELDS)):
+        if any(value.strip() for value in row.values()):
+            # Browsers send a textarea's line breaks as CRLF; the description is stored with LF, as the API sends it.
+            items.append((f"link:{i}", {"msgtype": "link", **row, "desc": row["desc"].replace("\r\n", "\n")}))
     for line in filter(None, (part.strip() for part in post.get("links", "").splitlines())):
         title, _, url = (p.strip() for p in line.partition("|"))
-        attachments.append({"msgtype": "link", "title": title, "url": url})
+        items.append(("", {"msgtype": "link", "title": title, "url": url}))
     for asset_id in filter(None, (_int(v) for v in post.getlist("assets"))):
         kind = post.get(f"asset_kind_{asset_id}", "image")
-        attachments.append({"msgtype": "file" if kind == "file" else "image", "asset_id": asset_id})
-    columns = [post.getlist(f"mp_{name}") for name in MINIPROGRAM_FIELDS]
-    for title, appid, page, cover in zip_longest(*columns, fillvalue=""):
-        if not any(value.strip() for value in (title, appid, page, cover)):
-            continue
-        attachments.append(
-            {"msgtype": "miniprogram", "title": title, "appid": appid, "page": page, "asset_id": _int(cover)}
-        )
-    return attachments
+        items.append((f"asset:{asset_id}", {"msgtype": "file" if kind == "file" else "image", "asset_id": asset_id}))
+    urls = filter(None, (v.strip() for v in post.getlist("image_urls")))
+    items.extend((f"image_url:{url}", {"msgtype": "image", "pic_url": url}) for url in urls)
+    for j, row in enumerate(_rows(post, "mp", MINIPROGRAM_FIELDS)):
+        if any(value.strip() for value in row.values()):
+            mp = {"msgtype": "miniprogram", "title": row["title"], "appid": row["appid"], "page": row["page"]}
+            items.append((f"miniprogram:{j}", {**mp, "asset_id": _int(row["cover"])}))
+    order = {token: i for i, token in enumerate(post.getlist("attachment_order"))}
+    items.sort(key=lambda item: order.get(item[0], len(order)))  # stable: new ones keep the form's order
+    return [attachment for _, attachment in items]
+
+
+def _order_tokens(attachments: list[dict[str, Any]]) -> list[str]:
+    """One token per attachment naming the form field it shows in (see attachments_posted)."""
+    tokens: list[str] = []
+    counts = {"link": 0, "miniprogram": 0}
+    for a in attachments:
+        kind = a.get("msgtype")
+        if kind in counts:
+            tokens.append(f"{kind}:{counts[kind]}")
+            counts[kind] += 1
+        elif kind == "image" and a.get("pic_url"):
+            tokens.append(f"image_url:{a['pic_url']}")
+        else:
+            tokens.append(f"asset:{a.get('asset_id')}")
+    return tokens
 
 
 def attachments_context(actor: Actor, attachments: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the attachment fields show: the links as lines, the chosen uploads, and the mini-programs with one
-    empty row to add another while there is room."""
+    """What the attachment fields show: a row per link with all its fields, the chosen uploads, the images by
+    URL, and the mini-programs with one empty row to add another while there is room."""
     miniprograms = [a for a in attachments if a.get("msgtype") == "miniprogram"]
     if len(attachments) < ATTACHMENTS_MAX:
         miniprograms.append({"title": "", "appid": "", "page": "", "asset_id": None})
     assets = list(sel.welcome_assets(actor=actor))
     return {
-        "links": "\n".join(f"{a['title']} | {a['url']}" for a in attachments if a.get("msgtype") == "link"),
+        "link_rows": [a for a in attachments if a.get("msgtype") == "link"],
         # A mini-program's cover is an upload too, but not an attachment of its own.
         "chosen_assets": {a.get("asset_id") for a in attachments if a.get("msgtype") in ("image", "file")},
+        "image_urls": [a["pic_url"] for a in attachments if a.get("msgtype") == "image" and a.get("pic_url")],
         "assets": assets,
         "cover_assets": [a for a in assets if a.kind == WelcomeAsset.Kind.IMAGE],
         "miniprograms": miniprograms,
+        "attachment_order": _order_tokens(attachments),
         "attachments_max": ATTACHMENTS_MAX,
     }
 
@@ -144,6 +179,8 @@ def attachment_error(exc: SiyuError, attachments: list[dict[str, Any]]) -> str:
 
 
 # -- the create / edit form ---------------------------------------------------------------------------------------
+
+FALLBACK_KEPT = "keep"  # the fallback select's value for "keep the fallback guide you may not choose"
 
 _WINDOW = re.compile(r"^([1-7])(?:-([1-7]))?\s+(\d{2}:\d{2})-(\d{2}:\d{2})$")
 
@@ -223,6 +260,11 @@ def _form_context(request: ConsoleRequest, code: LiveCode | None, values: dict[s
             "welcome_attachments": welcome.attachments if welcome else [],
         }
     options = values.get("guide_options", {})
+    # A fallback guide the reader may not choose (set by a manager above them, or one who has left WeCom): the form
+    # neither names them nor drops them, it offers to keep them (posted as "keep"; see channel_code_edit).
+    keepable = code is not None and code.fallback_guide_id not in (None, *(g.id for g in guides))
+    fallback = values["fallback_guide_id"]
+    fallback_kept = keepable and code is not None and (fallback is False or fallback == code.fallback_guide_id)
     guide_rows = [
         {
             "guide": g,
@@ -237,6 +279,8 @@ def _form_context(request: ConsoleRequest, code: LiveCode | None, values: dict[s
         "values": values,
         "guide_rows": guide_rows,
         "guides": guides,
+        "fallback_keepable": keepable,
+        "fallback_kept": fallback_kept,
         "stores": store_list(actor=actor),
         "tags": tag_list(actor=actor).select_related("group"),
         **attachments_context(actor, values["welcome_attachments"]),
@@ -285,6 +329,8 @@ def channel_code_edit(request: ConsoleRequest, live_code_id: int) -> HttpRespons
         return _render_form(request, code, None, {})
     values, errors = _form_values(request)
     values["state"] = request.POST.get("state", code.state).strip()
+    if request.POST.get("fallback") == FALLBACK_KEPT:
+        values["fallback_guide_id"] = False  # the service's "unchanged"
     if not errors:
         try:
             services.live_code_update(actor=request.actor, live_code_id=code.id, **values)

@@ -35,6 +35,7 @@ from siyu.groups.selectors import (
     group_code_public_url_path,
     group_code_slot_counts,
     group_code_slots,
+    group_code_slots_out_of_scope,
     group_code_stats,
     group_invite_list,
     group_invite_rule_list,
@@ -142,6 +143,11 @@ def _group_rows(request: ConsoleRequest, code: GroupCode | None) -> list[dict[st
     return rows
 
 
+def _kept_groups(request: ConsoleRequest, code: GroupCode | None) -> int:
+    """How many of the code's groups the viewer cannot see (other stores'): said, so an edit does not surprise."""
+    return len(group_code_slots_out_of_scope(actor=request.actor, code=code)) if code is not None else 0
+
+
 def _form_view(request: ConsoleRequest, code: GroupCode | None) -> HttpResponse:
     require_code_manager(request.actor)
     initial: dict[str, Any] = {"auto_create": True, "switch_mode": GroupCode.SwitchMode.THRESHOLD}
@@ -192,7 +198,14 @@ def _form_view(request: ConsoleRequest, code: GroupCode | None) -> HttpResponse:
         else:
             messages.success(request, gettext("Group code saved."))
             return redirect("console:group_code_detail", code_id=code.id)
-    context = {"tab": "codes", "form": form, "code": code, "rows": rows, "group_error": group_error}
+    context = {
+        "tab": "codes",
+        "form": form,
+        "code": code,
+        "rows": rows,
+        "group_error": group_error,
+        "kept_groups": _kept_groups(request, code),
+    }
     status = 422 if request.method == "POST" else 200
     return render(request, "console/group_codes/form.html", context, status=status)
 
@@ -248,6 +261,7 @@ def group_code_detail(request: ConsoleRequest, code_id: int) -> HttpResponse:
         "invites": invites,
         "can_manage": can_manage_group_codes(actor),
         "public_path": group_code_public_url_path(code),
+        "kept_groups": _kept_groups(request, code),
     }
     return render(request, "console/group_codes/detail.html", context)
 

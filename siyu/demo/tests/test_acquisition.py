@@ -131,7 +131,14 @@ def test_group_codes_rotate_over_the_city_member_groups(demo: Tenant) -> None:
         assert stats.joins == members.count() > 0
 
 
-def test_the_store_locator_shows_the_nearest_store_with_its_codes(demo: Tenant, client: Client) -> None:
+def test_the_store_locator_shows_the_nearest_store_with_its_codes(
+    demo: Tenant, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The demo's stores keep mall hours: the page is read at 15:00 Shanghai time, when they are open, and again
+    # at 03:00, when they are all closed, whatever the time the suite runs at.
+    today = dt.datetime.now(TZ).date()
+    afternoon = dt.datetime.combine(today, dt.time(15, 0), tzinfo=TZ)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: afternoon)
     row = StoreCodeSettings.objects.get(tenant=demo)
     assert (row.radius_m, row.time_zone) == (5_000, "Asia/Shanghai")
     group_code = GroupCode.objects.filter(tenant=demo).select_related("store").first()
@@ -146,6 +153,14 @@ def test_the_store_locator_shows_the_nearest_store_with_its_codes(demo: Tenant, 
     assert live_code_qr_url(live_code) in html
     assert group_code.qr_code in html
     assert client.get(f"/s/{row.public_token}/").status_code == 200  # asks for the position
+    night = dt.datetime.combine(today, dt.time(3, 0), tzinfo=TZ)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: night)
+    page = client.get(f"/s/{row.public_token}/", {"lat": store.latitude, "lng": store.longitude, "preview": "1"})
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert store.name not in html  # closed: the brand IP's code instead
+    ip_code = LiveCode.objects.get(id=row.fallback_live_code_id)
+    assert live_code_qr_url(ip_code) in html
 
 
 def test_the_fission_campaign_replays_the_timelines_referrals(demo: Tenant) -> None:

@@ -269,13 +269,13 @@ def test_a_crashed_load_is_completed_by_the_next_run(
 
 def test_a_load_that_crashed_making_the_codes_is_completed_by_the_next_run(monkeypatch: pytest.MonkeyPatch) -> None:
     reference = _load(slug="reference")
-    real = acquisition.fission_invite_record
+    real = acquisition.fission_invite_replay
 
     def crashing(**kwargs: Any) -> None:
         real(**kwargs)
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(acquisition, "fission_invite_record", crashing)
+    monkeypatch.setattr(acquisition, "fission_invite_replay", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         demo_load(slug="demo", seed=SEED, customers=SIZE, anchor=ANCHOR)
     load = DemoLoad.objects.get(slug="demo")

@@ -187,8 +187,8 @@ def test_update_sets_coordinates_hours_and_closure_and_audits(placed: World, tok
         ({"hours": {"mon": [["25:00", "10:00"]]}}, "hours.mon.0.0", 422),
         ({"hours": {"mon": [["10:00", "24:30"]]}}, "hours.mon.0.1", 422),
         ({"hours": {"funday": [["10:00", "22:00"]]}}, "hours.funday", 422),
-        ({"hours": {"mon": [["10:00"]]}}, "hours.mon.0", 422),
-        ({"hours": {"mon": [["24:00", "02:00"]]}}, "hours", 422),  # 24:00 only closes
+        ({"hours": {"mon": [["10:00"]]}}, "hours.mon.0.1", 422),  # the closing time is missing
+        ({"hours": {"mon": [["24:00", "02:00"]]}}, "hours.mon.0.0", 422),  # 24:00 only closes
         ({"hours": "mon-fri 10:00-22:00"}, "hours", 422),
         ({"temporarily_closed": "yes"}, "temporarily_closed", 422),
     ],

@@ -104,8 +104,8 @@ class Command(BaseCommand):
         self._check_ready()
         console = Console(file=self.stdout._out, highlight=False)  # type: ignore[attr-defined]
         translation.activate("en")  # role labels in the summary; the console itself stays in Chinese
-        # The codes' services queue their follow-up jobs (a way's rebalance at midnight) and log a line for each,
-        # which would tear through the progress bars; the jobs are there all the same.
+        # The load holds back the jobs its services enqueue (siyu.demo.services.jobs_held); any it queues after a
+        # phase would log a line each, which would tear through the progress bars.
         jobs_log = logging.getLogger("siyu.core.jobs")
         level = jobs_log.level
         jobs_log.setLevel(max(level, logging.WARNING))
@@ -125,7 +125,8 @@ class Command(BaseCommand):
         if result.already_loaded:
             console.print(
                 f"Demo brand {ref.BRAND_NAME} ({load.slug}) is already loaded "
-                f"({load.customers:,} customers, seed {load.seed}): nothing to do."
+                f"({load.customers:,} customers, seed {load.seed}): nothing to load; `siyu serve` hands the WeCom "
+                "emulator the brand afresh."
             )
         else:
             rows = sum(s.rows for s in demo_load_states(load=load))
