@@ -96,9 +96,7 @@ class Plan:
                 flagged.add(person.ext)
                 continue
             counted = sum(
-                1
-                for ext in person.invitees
-                if not self.people[ext].existing and not self.people[ext].quick_delete
+                1 for ext in person.invitees if not self.people[ext].existing and not self.people[ext].quick_delete
             )
             earned = [t for t in self.spec.thresholds if t <= counted]
             if earned:
@@ -316,16 +314,12 @@ class Driver:
                 self._parallel("invites", pairs, self._invite)
                 if r == 0:
                     selfs = [s for p in inviters for s in self._self_invites(p)]
-                    self._parallel(
-                        "self-invites", selfs, lambda s: self._add(s[0], self.codes_of(s[0]), userid=s[1])
-                    )
+                    self._parallel("self-invites", selfs, lambda s: self._add(s[0], self.codes_of(s[0]), userid=s[1]))
                 self.advance(ROUND_SECONDS)
             self.side.drain()
             # Quick deletes: a few hours after the adds, inside the 24-hour hold.
             self.advance(3 * 3600)
-            leavers = [
-                people[e] for p in inviters for e in p.invitees if people[e].quick_delete
-            ]
+            leavers = [people[e] for p in inviters for e in p.invitees if people[e].quick_delete]
             self._parallel("quick deletes", leavers, self._delete)
             self.side.drain()
             generation = [people[e] for p in inviters for e in p.invitees if not people[e].existing]
@@ -340,15 +334,24 @@ class Driver:
                 raise
 
     def _get(self, url: str, device: str) -> str:
-        """A page of siyu's, as the phone `device` opens it (a dropped connection is opened again)."""
+        """A page of siyu's, as the phone `device` opens it (a dropped connection is opened again).
+
+        An error status raises httpx.HTTPStatusError naming the status, the URL and the start of the body (a 500's
+        cause is in the server's log, which the test's failure report carries)."""
         for attempt in range(4):
             try:
                 page = self.http.get(url, headers=self._headers(device))
-                page.raise_for_status()
-                return page.text
             except httpx.TransportError:
                 if attempt == 3:
                     raise
+                continue
+            if page.is_error:
+                raise httpx.HTTPStatusError(
+                    f"{page.status_code} {page.reason_phrase} from GET {url} (device {device}): {page.text[:1000]}",
+                    request=page.request,
+                    response=page,
+                )
+            return page.text
         raise AssertionError("unreachable")
 
     def codes_of(self, ext: str) -> str:

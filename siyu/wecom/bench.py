@@ -1,13 +1,15 @@
 """`siyu bench callbacks`: how fast the callback endpoint (回调URL) acknowledges WeCom's event pushes.
 
 The bench never touches the user's data. It creates a database of its own (a temporary SQLite file under
-VAR_DIR, or a fresh PostgreSQL database `siyu_bench` that it drops afterwards), migrates it, connects a
-throwaway brand, and starts a production server on a free 127.0.0.1 port with that database: granian
+VAR_DIR, or a fresh PostgreSQL database `siyu_bench` that it drops afterwards; siyu.core.stack), migrates it,
+connects a throwaway brand, and starts a production server on a free 127.0.0.1 port with that database: granian
 (`--server granian`, the default) or gunicorn's gthread worker as `siyu serve` runs it (`--server gunicorn`),
-both serving siyu.wsgi:application. Before the clock starts it builds N distinct callbacks exactly as WeCom sends them —
-contact adds, deletes and edits and group changes, encrypted and signed with the connection's token and key,
-each with its own nonce and a fresh timestamp — then fires them over keep-alive HTTP/1.1 connections from an
-asyncio load generator and times each one from the first byte sent to the last byte of the 200.
+both serving siyu.wsgi:application, tuned here (threads, connections per worker, no access log) rather than
+started through `siyu serve`; it logs to a folder under VAR_DIR, whose errors are printed when a check fails.
+Before the clock starts it builds N distinct callbacks exactly as WeCom sends them — contact adds, deletes and
+edits and group changes, encrypted and signed with the connection's token and key, each with its own nonce and a
+fresh timestamp — then fires them over keep-alive HTTP/1.1 connections from an asyncio load generator and times
+each one from the first byte sent to the last byte of the 200.
 
 Afterwards it checks the contract: every answer was an empty 200, exactly N rows are stored (each request's row
 was committed before its 200, so what is stored once the last answer is in is final), the stored nonces are the
@@ -23,13 +25,9 @@ import base64
 import os
 import random
 import secrets
-import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -37,23 +35,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import dj_database_url
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.db import connections
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from siyu.core import pii
 from siyu.core import services as core_services
 from siyu.core.jobs import backend_kind
 from siyu.core.models import Role
 from siyu.core.scopes import Actor
-from siyu.core.waiting import WaitAbandoned, WaitTimedOut, url_answers, wait_until
+from siyu.core.stack import (
+    Processes,
+    ScratchDatabase,
+    StackError,
+    bench_keys,
+    free_port,
+    percentile,
+    redacted,
+    scratch_database,
+    scratch_folder,
+    scratch_postgres_url,
+    using_database,
+)
 from siyu.emulator import ids
 from siyu.emulator.callbacks import Event, chat_event, contact_event
 from siyu.wecom.crypto import WeComCrypto
@@ -63,148 +69,8 @@ from siyu.wecom.services import connection_create
 
 CORP_ID = "wwbenchcallbacks"
 AGENT_ID = "1000002"
-DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/siyu_bench"
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 60.0  # seconds the server's workers may take to boot
 REQUEST_TIMEOUT = 30.0  # a request not answered in this long counts as an error and the run stops
-
-
-# -- the bench's own database ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BenchDatabase:
-    url: str
-    label: str  # what the figures are labelled with: "sqlite" / "postgresql"
-
-
-def _sqlite_database(keep: bool) -> Iterator[BenchDatabase]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-callbacks-", dir=Path(settings.VAR_DIR)))
-    try:
-        yield BenchDatabase(url=f"sqlite:///{folder / 'bench.sqlite3'}", label="sqlite")
-    finally:
-        if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pg_admin(url: str) -> Any:
-    import psycopg
-
-    parts = dj_database_url.parse(url)
-    return psycopg.connect(
-        dbname="postgres",
-        user=parts.get("USER") or "postgres",
-        password=parts.get("PASSWORD") or None,
-        host=parts.get("HOST") or "127.0.0.1",
-        port=parts.get("PORT") or 5432,
-        autocommit=True,
-        connect_timeout=10,
-    )
-
-
-def _postgres_database(url: str, keep: bool) -> Iterator[BenchDatabase]:
-    import psycopg
-    from psycopg import sql
-
-    try:
-        parsed = dj_database_url.parse(url)
-    except ValueError as exc:
-        raise LookupError(f"--database-url: {exc}") from exc
-    if not parsed["ENGINE"].endswith("postgresql"):
-        raise LookupError(f"--database-url must be a postgres:// URL, not {_redacted(url)}")
-    name = parsed["NAME"]
-    configured = settings.DATABASES["default"]
-    if configured["ENGINE"].endswith("postgresql") and configured["NAME"] == name:
-        raise LookupError(f"refusing to benchmark in {name!r}: it is the configured database")
-    # A bench database is created and dropped by the bench; any other name must not exist, so no data is lost.
-    try:
-        with _pg_admin(url) as admin:
-            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-            if exists and not name.startswith("siyu_bench"):
-                raise LookupError(f"database {name!r} exists; the bench only creates and drops databases of its own")
-            if exists:
-                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except psycopg.Error as exc:
-        raise LookupError(f"cannot create the bench database on {_redacted(url)}: {exc}") from exc
-    try:
-        yield BenchDatabase(url=url, label="postgresql")
-    finally:
-        if not keep:
-            with _pg_admin(url) as admin:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@contextmanager
-def bench_database(kind: str, url: str, keep: bool) -> Iterator[BenchDatabase]:
-    """A database of the bench's own; removed afterwards unless `keep`."""
-    if kind == "sqlite":
-        yield from _sqlite_database(keep)
-    else:
-        yield from _postgres_database(url or _default_pg_url(), keep)
-
-
-def _default_pg_url() -> str:
-    configured = settings.DATABASES["default"]
-    if not configured["ENGINE"].endswith("postgresql"):
-        return DEFAULT_PG_URL
-    user = configured.get("USER") or "postgres"
-    password = f":{configured['PASSWORD']}" if configured.get("PASSWORD") else ""
-    host = configured.get("HOST") or "127.0.0.1"
-    port = configured.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/siyu_bench"
-
-
-@contextmanager
-def bench_keys() -> Iterator[None]:
-    """Throwaway keys for whichever of the secret and PII keys this install has not set yet.
-
-    The bench encrypts only its own brand's secrets, in a database it creates and drops, so a fresh checkout can
-    run it before `siyu init-keys`; configured keys are used as they are.
-    """
-    missing = {
-        name: pii.generate_key() for name in ("SIYU_PII_KEY", "SIYU_PII_HASH_KEY") if not getattr(settings, name, "")
-    }
-    try:
-        settings.SECRET_KEY  # noqa: B018 - Django raises on reading an empty one
-    except ImproperlyConfigured:
-        missing["SECRET_KEY"] = secrets.token_urlsafe(50)
-    # Set and put back by hand: override_settings reads SECRET_KEY back on the way out, which raises when empty.
-    before = {name: settings._wrapped.__dict__.get(name, "") for name in missing}
-    for name, value in missing.items():
-        setattr(settings, name, value)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            setattr(settings, name, value)
-
-
-@contextmanager
-def using_database(url: str) -> Iterator[None]:
-    """Point this process's default connection at `url` for the block (the way Django's test runner swaps in
-    its test database), and give the original back afterwards."""
-    original_settings = connections.settings["default"]
-    original = connections["default"]
-    original.close()
-    config = dj_database_url.parse(url)
-    if config["ENGINE"].endswith("sqlite3"):
-        # What the server processes use too (siyu.settings): WAL, so readers never wait for the writer.
-        config["OPTIONS"] = (
-            dict(original_settings.get("OPTIONS", {}))
-            if "sqlite3" in original_settings["ENGINE"]
-            else {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;",
-                "transaction_mode": "IMMEDIATE",
-            }
-        )
-    connections.settings["default"] = connections.configure_settings({"default": config})["default"]
-    connections["default"] = connections.create_connection("default")
-    try:
-        yield
-    finally:
-        connections["default"].close()
-        connections.settings["default"] = original_settings
-        connections["default"] = original
 
 
 # -- the brand and its callbacks ---------------------------------------------------------------------------------
@@ -460,26 +326,6 @@ def fire(requests: list[bytes], *, port: int, concurrency: int, progress: Any = 
 # -- the server --------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def server_env(database_url: str) -> dict[str, str]:
-    """The server's environment: this one's, on the bench database, with this process's keys."""
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        SIYU_SECRET_KEY=settings.SECRET_KEY,
-        SIYU_PII_KEY=settings.SIYU_PII_KEY,
-        SIYU_PII_HASH_KEY=settings.SIYU_PII_HASH_KEY,
-        # Each duplicate and each enqueue logs at INFO; a production box logs WARNING and up.
-        SIYU_LOG_LEVEL=env.get("SIYU_BENCH_LOG_LEVEL", "WARNING"),
-    )
-    return env
-
-
 @dataclass(frozen=True)
 class Server:
     port: int
@@ -569,44 +415,21 @@ def server_argv(kind: str, *, port: int, workers: int, threads: int, connections
 
 @contextmanager
 def production_server(
-    database_url: str, *, kind: str, workers: int, threads: int, connections_per_worker: int = 1000
+    processes: Processes, *, kind: str, workers: int, threads: int, connections_per_worker: int = 1000
 ) -> Iterator[Server]:
-    """The production server serving siyu on a free 127.0.0.1 port with the bench database; yields it once every
-    worker has booted."""
-    port = _free_port()
+    """The production server serving siyu on a free 127.0.0.1 port with the processes' database (logging to
+    server.log); yields it once every worker has booted."""
+    port = free_port()
     argv = server_argv(kind, port=port, workers=workers, threads=threads, connections_per_worker=connections_per_worker)
-    process = subprocess.Popen(argv, env=server_env(database_url), start_new_session=True)  # noqa: S603 - fixed argv
+    process = processes.spawn("server", argv)
     try:
-        _wait_ready(process, port)
+        # The console's front page (a redirect to the login): Django is loaded once it answers without an error.
+        processes.wait_answers("server", process, f"http://127.0.0.1:{port}/", ok=lambda status: status < 400)
         server = Server(port=port, pid=process.pid)
         _wait_settled(server, workers)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                # Its own process group (start_new_session): its workers go with it.
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], port: int) -> None:
-    def exited() -> str | None:
-        return None if process.poll() is None else f"the server exited with status {process.returncode}"
-
-    try:
-        # The console's front page (a redirect to the login): Django is loaded once it answers.
-        wait_until(
-            lambda: url_answers(f"http://127.0.0.1:{port}/"),
-            what=f"the server on 127.0.0.1:{port}",
-            timeout=READY_TIMEOUT,
-            interval=0.1,
-            gave_up=exited,
-        )
-    except (WaitAbandoned, WaitTimedOut) as exc:
-        raise LookupError(str(exc)) from None
+        processes.stop(process)  # its own process group: its workers go with it
 
 
 def _wait_settled(server: Server, workers: int) -> None:
@@ -623,10 +446,6 @@ def _wait_settled(server: Server, workers: int) -> None:
 
 
 # -- the bench ---------------------------------------------------------------------------------------------------
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 @dataclass(frozen=True)
@@ -675,24 +494,38 @@ def run(options: dict[str, Any], console: Console) -> None:
         if int(options[option]) < 1:
             raise LookupError(f"--{option.replace('_', '-')} must be at least 1")
     concurrency = int(options["concurrency"])
-    kind = options["database"]
-    with bench_keys(), bench_database(kind, options.get("database_url") or "", bool(options["keep"])) as database:
-        console.print(f"bench database: {database.label} ({_redacted(database.url)})")
-        with using_database(database.url):
-            call_command("migrate", verbosity=0, interactive=False)
-            brand = bench_brand_create()
-            report = _measure(options, console, database, brand, count, concurrency)
-        if options["keep"]:
-            console.print(f"kept the bench database: {_redacted(database.url)}")
+    keep = bool(options["keep"])
+    postgres = options["database"] == "postgres"
+    url = options.get("database_url") or scratch_postgres_url("siyu_bench")
+    try:
+        with (
+            bench_keys(),
+            scratch_folder("bench-callbacks-", keep=keep) as folder,
+            scratch_database(folder, postgres=postgres, url=url, keep=keep) as database,
+        ):
+            console.print(f"bench database: {database.label} ({redacted(database.url)})")
+            # The server follows the configured job backend: the checks read its jobs when they are in the database.
+            processes = Processes(database.url, folder, env_extra={"SIYU_TASKS_BACKEND": settings.SIYU_TASKS_BACKEND})
+            with using_database(database.url):
+                call_command("migrate", verbosity=0, interactive=False)
+                brand = bench_brand_create()
+                report = _measure(options, console, processes, brand, count, concurrency)
+            errors = "" if report.ok else processes.errors()
+            if keep:
+                console.print(f"kept the bench database: {redacted(database.url)} (and the server's log: {folder})")
+    except StackError as exc:
+        # What failed, with the errors in the server's log (the exception's notes): the folder holding it is gone.
+        raise LookupError("\n".join([str(exc), *getattr(exc, "__notes__", [])])) from exc
     _print(console, options, database, report, concurrency)
     if not report.ok:
+        console.print(errors, markup=False, highlight=False, soft_wrap=True)
         raise LookupError("the endpoint did not acknowledge and store every callback exactly once (see above)")
 
 
 def _measure(
     options: dict[str, Any],
     console: Console,
-    database: BenchDatabase,
+    processes: Processes,
     brand: BenchBrand,
     count: int,
     concurrency: int,
@@ -701,7 +534,7 @@ def _measure(
     workers = int(options["server_workers"])
     threads = int(options["server_threads"])
     with production_server(
-        database.url,
+        processes,
         kind=options["server"],
         workers=workers,
         threads=threads,
@@ -768,9 +601,9 @@ def _measure(
         repeats_acknowledged=retried.statuses[200] - sum(retried.bad_bodies.values()),
         stored_after_repeats=RawCallback.objects.count(),
         throughput=len(latencies) / result.elapsed if result.elapsed else 0.0,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p95_ms=_percentile(latencies, 0.95) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p95_ms=percentile(latencies, 0.95) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
         max_ms=(latencies[-1] if latencies else 0.0) * 1000,
         mean_ms=(statistics.fmean(latencies) if latencies else 0.0) * 1000,
         server_cpu_ms=(cpu_after - cpu_before) * 1000 / count if cpu_before is not None and cpu_after else None,
@@ -810,15 +643,8 @@ def _processing_jobs() -> ProcessingJobs | None:
     )
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
-
-
 def _print(
-    console: Console, options: dict[str, Any], database: BenchDatabase, report: BenchReport, concurrency: int
+    console: Console, options: dict[str, Any], database: ScratchDatabase, report: BenchReport, concurrency: int
 ) -> None:
     title = (
         f"{report.count:,} callbacks on {database.label}: {options['server']} {options['server_workers']} workers × "

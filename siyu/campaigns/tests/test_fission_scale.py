@@ -6,7 +6,8 @@ signed callback for every add and delete), `siyu serve` (the callback endpoint a
 and two `siyu worker`s (callback processing, the channels hook, `fission_invite_record`). The simulator
 (siyu.emulator.fission) drives the emulator's admin API and siyu's public pages over HTTP: inviters open their page
 (siyu makes their personal code in WeCom), friends open the landing (siyu records the device) and add the guide
-through the code shown there. Then WeCom's clock jumps past the 24-hour hold and the invites are settled.
+through the code shown there. Then WeCom's clock jumps past the 24-hour hold and the invites are settled. The
+processes are siyu.core.stack's: a failure (a 500 from a public page, say) carries the errors in their logs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -29,21 +30,20 @@ from siyu.campaigns.services import TierInput
 from siyu.channels.models import LiveCode
 from siyu.core.models import Guide
 from siyu.core.scopes import Actor
-from siyu.core.waiting import url_answers
+from siyu.core.stack import Stack, scratch_database, siyu_stack, using_database
 from siyu.customers.models import Identity
 from siyu.emulator.fission import Driver, FissionSpec, plan
 from siyu.wecom.models import RawCallback
 from siyu.wecom.tests.support import AES_KEY, TOKEN
-from siyu.wecom.tests.test_crash import Siyu, WeCom, _free_port, _wait_until, connect, shared_database, using_database
 
 pytestmark = pytest.mark.slow
 
 # The acceptance run is SIYU_FISSION_PARTICIPANTS=10000 (about 15 minutes on SQLite on the 2-core machine, see
 # docs/benchmarks.md); `make test` runs 2,000, the same pipeline and fraud patterns, in a fifth of the time.
 PARTICIPANTS = int(os.environ.get("SIYU_FISSION_PARTICIPANTS", "2000"))
-CORP_ID = "wwcrashtest00001"  # the corp `connect` (test_crash) connects
+CORP_ID = "wwcrashtest00001"
 EMULATOR_FLAGS = (
-    *("--no-persist", "--corp-id", CORP_ID, "--seed", "3", "--regions", "1", "--stores-per-region", "2"),
+    *("--no-persist", "--seed", "3", "--regions", "1", "--stores-per-region", "2"),
     *("--guides-per-store", "3", "--customers", "0", "--group-chats", "0", "--rate-limit", "off"),
     *("--callback-token", TOKEN, "--callback-aes-key", AES_KEY, "--callback-workers", "6"),
     *("--callback-retry-delay", "0.5", "--threads", "24"),
@@ -54,8 +54,8 @@ DONE = (RawCallback.Status.PROCESSED, RawCallback.Status.IGNORED)
 class Side:
     """siyu's side for the simulator: participants' page URLs (what the guide sends them) and draining."""
 
-    def __init__(self, web_url: str, wecom: WeCom, tenant_id: int) -> None:
-        self.web_url, self.wecom, self.tenant_id = web_url, wecom, tenant_id
+    def __init__(self, siyu: Stack, tenant_id: int) -> None:
+        self.siyu, self.tenant_id = siyu, tenant_id
         self.tokens: dict[str, str] = {}
 
     def _load_tokens(self) -> None:
@@ -69,19 +69,24 @@ class Side:
     def participant_url(self, ext: str) -> str:
         if ext not in self.tokens:
             self._load_tokens()
-        return f"{self.web_url}{reverse('campaigns:participant', args=[self.tokens[ext]])}"
+        return f"{self.siyu.web_url}{reverse('campaigns:participant', args=[self.tokens[ext]])}"
 
     def drain(self) -> None:
         def idle() -> bool:
-            if self.wecom.pending():
+            if self.siyu.pending_callbacks():
                 return False
             return not RawCallback.objects.exclude(status__in=DONE).exists()
 
-        _wait_until("every callback to be processed", idle, timeout=600, state=lambda: self._state())
+        self.siyu.wait("every callback to be processed", idle, timeout=600, state=self._state)
         connections.close_all()  # the worker processes wrote: read afresh next time
 
     def _state(self) -> str:
-        return str(dict(RawCallback.objects.values_list("status").annotate().values_list("status", "error")[:5]))
+        statuses = dict(Counter(RawCallback.objects.values_list("status", flat=True)))
+        errors = list(RawCallback.objects.exclude(error="").values_list("status", "error")[:5])
+        return (
+            f"stored callbacks by status {statuses} (errors: {errors}), "
+            f"deliveries pending {self.siyu.pending_callbacks()}"
+        )
 
 
 def siyu_outcome(tenant_id: int) -> dict[str, Any]:
@@ -110,37 +115,20 @@ def siyu_outcome(tenant_id: int) -> dict[str, Any]:
 
 def test_simulated_participants_earn_what_the_simulator_says(tmp_path: Path, django_db_blocker: Any) -> None:
     started = time.monotonic()
-    web_port, emulator_port = _free_port(), _free_port()
-    web_url = f"http://127.0.0.1:{web_port}"
-    callback_url = f"{web_url}/wecom/callback/{CORP_ID}/"
     the_plan = plan(FissionSpec(participants=PARTICIPANTS, seeds=max(20, PARTICIPANTS // 35)))
     truth = the_plan.truth()
     assert truth.participants >= PARTICIPANTS
     with ExitStack() as stack:
-        database_url = stack.enter_context(shared_database(tmp_path))
-        siyu = Siyu(database_url, tmp_path)
-        stack.callback(siyu.stop_all)
-        siyu.run("migrate", "--noinput")
-        emulator = siyu.start(
-            "emulator", "emulator", "--port", str(emulator_port), "--callback-url", callback_url, *EMULATOR_FLAGS
+        database = stack.enter_context(scratch_database(tmp_path, fast_commits=True))
+        siyu = stack.enter_context(
+            siyu_stack(database.url, tmp_path, corp_id=CORP_ID, emulator_args=EMULATOR_FLAGS, workers=2)
         )
-        web = siyu.start("web", "serve", "--no-worker", "--bind", f"127.0.0.1:{web_port}", "--workers", "2")
-        wecom = WeCom(f"http://127.0.0.1:{emulator_port}")
-        for name, process, url in (("emulator", emulator, f"{wecom.url}/emulator/health"), ("web", web, callback_url)):
-            _wait_until(
-                f"siyu {name} to answer",
-                lambda url=url: url_answers(url, ok=lambda _status: True),
-                timeout=60,
-                state=lambda name=name, process=process: f"exit status {process.poll()}; log:\n{siyu.log(name)}",
-            )
-        for i in range(2):
-            siyu.start(f"worker{i}", "worker")
         stack.enter_context(django_db_blocker.unblock())
-        stack.enter_context(using_database(database_url))
+        stack.enter_context(using_database(database.url))
 
-        tenant = connect(wecom)
-        siyu.run("sync", "--tenant", "crash", "--only", "members")
-        members = wecom.admin(f"corps/export?corp_id={CORP_ID}")["members"]
+        tenant = siyu.connect(name="裂变测试品牌", slug="fission", callback_token=TOKEN, encoding_aes_key=AES_KEY)
+        siyu.processes.run("sync", "--tenant", "fission", "--only", "members")
+        members = siyu.corp_export()["members"]
         contact = sorted(
             m["userid"]
             for m in (members.values() if isinstance(members, dict) else members)
@@ -149,7 +137,7 @@ def test_simulated_participants_earn_what_the_simulator_says(tmp_path: Path, dja
         guides = list(Guide.objects.filter(tenant=tenant, wecom_userid__in=contact).order_by("wecom_userid"))
         hosts, outsider = guides[:3], guides[-1]
         hq = Actor.system(tenant.id)
-        emulator_now = dt.datetime.fromtimestamp(float(wecom.admin("clock")["now"]), tz=dt.UTC)
+        emulator_now = dt.datetime.fromtimestamp(float(siyu.admin("clock")["now"]), tz=dt.UTC)
         campaign = services.campaign_create(
             actor=hq,
             name="万人裂变",
@@ -161,10 +149,10 @@ def test_simulated_participants_earn_what_the_simulator_says(tmp_path: Path, dja
         services.campaign_activate(actor=hq, campaign_id=campaign.id)
         campaign.refresh_from_db()
         entry = LiveCode.objects.get(id=campaign.entry_live_code_id)
-        side = Side(web_url, wecom, tenant.id)
+        side = Side(siyu, tenant.id)
         driver = Driver(
             plan=the_plan,
-            emulator_url=wecom.url,
+            emulator_url=siyu.emulator_url,
             side=side,
             entry_config_id=entry.config_id,
             hosts=[g.wecom_userid for g in hosts],

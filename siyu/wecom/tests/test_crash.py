@@ -2,12 +2,13 @@
 after it is restarted every event is processed exactly once and siyu's state equals WeCom's.
 
 Everything runs as it does in production, in separate processes on a real database of the test's own (a
-temporary SQLite file, or a PostgreSQL database created and dropped here when DATABASE_URL points at PostgreSQL):
-`siyu migrate`, `siyu sync`, `siyu serve` (gunicorn, 2 workers) receiving the callbacks and `siyu worker`
-processing them. The WeCom side is `siyu emulator` (a seeded corp) whose behaviour simulator performs 10,000
-customer actions, each firing one signed callback at siyu's callback URL (one sender, so events arrive in the
-order they happened). The worker is killed with SIGKILL at two (or more) points, restarted at once each time, and
-left to finish; every process is a black box driven through its command.
+temporary SQLite file, or a PostgreSQL database created and dropped here when DATABASE_URL points at PostgreSQL),
+started by siyu.core.stack: `siyu migrate`, `siyu sync`, `siyu serve` (2 web workers) receiving the callbacks and
+`siyu worker` processing them. The WeCom side is `siyu emulator` (a seeded corp) whose behaviour simulator performs
+10,000 customer actions, each firing one signed callback at siyu's callback URL (one sender, so events arrive in
+the order they happened). The worker is killed with SIGKILL at two (or more) points, restarted at once each time,
+and left to finish; every process is a black box driven through its command. A failure carries the errors in the
+processes' logs.
 
 Then: one stored row per delivered event (none lost, none twice), every row processed (or ignored with a
 reason), no timeline event written twice, the add/delete events in siyu's event log equal the simulator's
@@ -18,35 +19,22 @@ library equal the emulator's.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
-import httpx
 import pytest
-from django.conf import settings
 from django.db import connections
 from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from siyu.analytics.models import Event
-from siyu.core import services as core_services
 from siyu.core.models import Tenant
-from siyu.core.scopes import Actor
-from siyu.core.waiting import WaitTimedOut, url_answers, wait_until
+from siyu.core.stack import Stack, scratch_database, siyu_stack, using_database
 from siyu.emulator.model import Corp, from_jsonable
 from siyu.wecom.models import RawCallback
-from siyu.wecom.services import connection_create
 from siyu.wecom.tests.emulated import db_state, expected_state
 from siyu.wecom.tests.support import AES_KEY, TOKEN
 
@@ -75,212 +63,12 @@ SWEEP_SECONDS = 5  # the worker's recovery sweep (production: 60 s)
 DEADLINE = 600.0  # seconds each stage may take (delivering and processing 10,000 callbacks: ~2-5 min)
 # `siyu emulator` flags: the seeded corp, callbacks to siyu with one sender (events arrive in order), no limits.
 EMULATOR_FLAGS = (
-    *("--no-persist", "--corp-id", CORP_ID, "--seed", "9", "--regions", "2", "--stores-per-region", "2"),
+    *("--no-persist", "--seed", "9", "--regions", "2", "--stores-per-region", "2"),
     *("--guides-per-store", "3", "--customers", "300", "--group-chats", "10", "--rate-limit", "off"),
     *("--callback-token", TOKEN, "--callback-aes-key", AES_KEY, "--callback-workers", "1"),
     *("--callback-retry-delay", "0.5"),
 )
 DONE = (RawCallback.Status.PROCESSED, RawCallback.Status.IGNORED)
-
-
-# -- a database of the test's own, shared with the subprocesses -------------------------------------------------
-
-
-def _pg_admin(config: dict[str, Any]) -> Any:
-    import psycopg
-
-    return psycopg.connect(
-        dbname="postgres",
-        user=config.get("USER") or "postgres",
-        password=config.get("PASSWORD") or None,
-        host=config.get("HOST") or "127.0.0.1",
-        port=config.get("PORT") or 5432,
-        autocommit=True,
-        connect_timeout=10,
-    )
-
-
-@contextmanager
-def shared_database(folder: Path) -> Iterator[str]:
-    """The URL of an empty database the subprocesses and this process share; removed afterwards.
-
-    A SQLite file in `folder`, or, when DATABASE_URL is PostgreSQL, a database `siyu_crash_<pid>` on that server.
-    """
-    configured = os.environ.get("DATABASE_URL", "")
-    if not configured.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite:///{folder / 'siyu.sqlite3'}"
-        return
-    from psycopg import sql
-
-    config = dj_database_url.parse(configured)
-    name = f"siyu_crash_{os.getpid()}"
-    user = config.get("USER") or "postgres"
-    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
-    url = f"postgres://{user}{password}@{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{name}"
-    with _pg_admin(config) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        # Commits without waiting for the WAL flush: what is killed here is siyu's worker, never PostgreSQL, and
-        # a throwaway database need not pay an fsync for each of the ~40,000 commits.
-        admin.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(sql.Identifier(name)))
-    try:
-        yield url
-    finally:
-        with _pg_admin(config) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@contextmanager
-def using_database(url: str) -> Iterator[None]:
-    """Point this process's default connection at `url` for the block, then give the test database back."""
-    original_settings = connections.settings["default"]
-    original = connections["default"]
-    config = dj_database_url.parse(url)
-    if config["ENGINE"].endswith("sqlite3"):
-        # As the siyu processes open it (siyu.settings): WAL, so this reader never blocks their writes.
-        config["OPTIONS"] = {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
-            "transaction_mode": "IMMEDIATE",
-        }
-    connections.settings["default"] = connections.configure_settings({"default": config})["default"]
-    connections["default"] = connections.create_connection("default")
-    try:
-        yield
-    finally:
-        connections["default"].close()
-        connections.settings["default"] = original_settings
-        connections["default"] = original
-
-
-# -- siyu's processes -------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Siyu:
-    """Runs `siyu <command>` subprocesses on the shared database; their output goes to files in `folder`."""
-
-    database_url: str
-    folder: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "siyu.settings",
-            "DATABASE_URL": self.database_url,
-            "SIYU_VAR_DIR": str(self.folder / "var"),
-            # This process's keys: it wrote the connection's secrets, the siyu processes read them.
-            "SIYU_SECRET_KEY": settings.SECRET_KEY,
-            "SIYU_PII_KEY": settings.SIYU_PII_KEY,
-            "SIYU_PII_HASH_KEY": settings.SIYU_PII_HASH_KEY,
-            "SIYU_TASKS_BACKEND": "db",
-            "SIYU_WORKER_SWEEP_SECONDS": str(SWEEP_SECONDS),
-            "SIYU_SERVE_EMULATOR": "off",  # the emulator is this test's, not one `siyu serve` would start
-            "SIYU_LOG_LEVEL": "WARNING",
-        }
-
-    def run(self, *args: str, timeout: float = 120) -> str:
-        result = subprocess.run(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "siyu.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        assert result.returncode == 0, f"siyu {' '.join(args)} failed:\n{output}"
-        return result.stdout
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.folder / f"{name}.log").open("ab")
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "siyu.cli", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so stopping it stops its children (gunicorn's)
-        )
-        log.close()
-        self.processes.append(process)
-        return process
-
-    def stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            self.stop(process)
-
-    def log(self, name: str) -> str:
-        path = self.folder / f"{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-
-def _wait_until(what: str, ready: Callable[[], bool], *, timeout: float, state: Callable[[], str]) -> None:
-    try:
-        wait_until(ready, what=what, timeout=timeout)
-    except WaitTimedOut as exc:
-        pytest.fail(f"{exc}: {state()}")
-
-
-# -- the emulator, over its admin HTTP surface ----------------------------------------------------------------
-
-
-@dataclass
-class WeCom:
-    """`siyu emulator` at `url`: /emulator/ drives the simulator and tells what WeCom holds and delivered."""
-
-    url: str
-
-    def admin(self, path: str, body: dict[str, Any] | None = None, *, timeout: float = 30) -> Any:
-        method = "POST" if body is not None else "GET"
-        response = httpx.request(method, f"{self.url}/emulator/{path}", json=body, timeout=timeout)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def corp(self) -> Corp:
-        return from_jsonable(Corp, self.admin(f"corps/export?corp_id={CORP_ID}"))
-
-    def pending(self) -> int:
-        """Callbacks queued or being sent."""
-        return int(self.admin("callbacks?after=1000000000")["pending"])
-
-    def deliveries(self, *, after: int) -> list[dict[str, Any]]:
-        return list(self.admin(f"callbacks?after={after}", timeout=120)["deliveries"])
-
-    def last_delivery(self) -> int:
-        return max((d["id"] for d in self.deliveries(after=0)), default=0)
-
-
-def connect(wecom: WeCom) -> Tenant:
-    """A brand connected to the emulator's corp, written into the shared database."""
-    corp = next(c for c in wecom.admin("corps")["corps"] if c["corp_id"] == CORP_ID)
-    app = next(a for a in corp["apps"] if a["customer_contact"])
-    tenant = core_services.tenant_create(name="崩溃测试品牌", slug="crash", wecom_corp_id=CORP_ID)
-    connection_create(
-        actor=Actor.system(tenant.id),
-        corp_id=CORP_ID,
-        agent_id=str(app["agentid"]),
-        contact_secret=app["secret"],
-        callback_token=TOKEN,
-        encoding_aes_key=AES_KEY,
-        api_base_url=f"{wecom.url}/cgi-bin/",
-    )
-    return tenant
 
 
 # -- what the emulator did and what siyu holds -------------------------------------------------------------------
@@ -290,10 +78,16 @@ def _done() -> int:
     return RawCallback.objects.filter(status__in=DONE).count()
 
 
-def _progress(wecom: WeCom) -> str:
+def _progress(siyu: Stack) -> str:
     statuses = dict(Counter(RawCallback.objects.values_list("status", flat=True)))
     jobs = dict(Counter(DBTaskResult.objects.values_list("status", flat=True)))
-    return f"stored callbacks by status {statuses}, jobs by status {jobs}, deliveries pending {wecom.pending()}"
+    return (
+        f"stored callbacks by status {statuses}, jobs by status {jobs}, deliveries pending {siyu.pending_callbacks()}"
+    )
+
+
+def _corp(siyu: Stack) -> Corp:
+    return from_jsonable(Corp, siyu.corp_export())
 
 
 def _live_relations(corp: Corp) -> dict[tuple[str, str], tuple[str, int]]:
@@ -361,62 +155,54 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_event(
     tmp_path: Path, django_db_blocker: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     started = time.monotonic()
-    web_port, emulator_port = _free_port(), _free_port()
-    callback_url = f"http://127.0.0.1:{web_port}/wecom/callback/{CORP_ID}/"
     with ExitStack() as stack:
-        database_url = stack.enter_context(shared_database(tmp_path))
-        siyu = Siyu(database_url, tmp_path)
-        stack.callback(siyu.stop_all)
-        siyu.run("migrate", "--noinput")
-        emulator = siyu.start(
-            "emulator", "emulator", "--port", str(emulator_port), "--callback-url", callback_url, *EMULATOR_FLAGS
-        )
-        web = siyu.start("web", "serve", "--no-worker", "--bind", f"127.0.0.1:{web_port}", "--workers", "2")
-        wecom = WeCom(f"http://127.0.0.1:{emulator_port}")
-        for name, process, url in (("emulator", emulator, f"{wecom.url}/emulator/health"), ("web", web, callback_url)):
-            _wait_until(
-                f"siyu {name} to answer",
-                lambda url=url: url_answers(url, ok=lambda _status: True),
-                timeout=60,
-                state=lambda name=name, process=process: f"exit status {process.poll()}; log:\n{siyu.log(name)}",
+        database = stack.enter_context(scratch_database(tmp_path, fast_commits=True))
+        siyu = stack.enter_context(
+            siyu_stack(
+                database.url,
+                tmp_path,
+                corp_id=CORP_ID,
+                emulator_args=EMULATOR_FLAGS,
+                workers=0,  # started once the simulator has fired every callback
+                env={"SIYU_WORKER_SWEEP_SECONDS": str(SWEEP_SECONDS)},
             )
+        )
         stack.enter_context(django_db_blocker.unblock())
-        stack.enter_context(using_database(database_url))
+        stack.enter_context(using_database(database.url))
 
-        tenant = connect(wecom)
-        siyu.run("sync", "--tenant", "crash")
+        tenant = siyu.connect(name="崩溃测试品牌", slug="crash", callback_token=TOKEN, encoding_aes_key=AES_KEY)
+        siyu.processes.run("sync", "--tenant", "crash")
         # Planner statistics, as autovacuum gathers them within a minute of a bulk load: in a database created
         # seconds ago there are none, and PostgreSQL then scans whole tables for one-row look-ups.
         with connections["default"].cursor() as cursor:
             cursor.execute("ANALYZE")
         deleted_by_customer = {
-            (e, u) for e, c in wecom.corp().contacts.items() for u, f in c.follows.items() if f.customer_deleted
+            (e, u) for e, c in _corp(siyu).contacts.items() for u, f in c.follows.items() if f.customer_deleted
         }
         events_before = Event.objects.filter(tenant=tenant).order_by("-id").values_list("id", flat=True).first() or 0
-        first_delivery = wecom.last_delivery()
+        first_delivery = siyu.last_delivery()
 
         # A second of WeCom's clock per action, so that customers come back to the same guide later (deleting
         # them after adding, say); the actions themselves take a fraction of a second of real time.
         simulation = {"steps": STEPS, "seed": SEED, "mix": MIX, "seconds_per_step": 1}
-        truth = wecom.admin("simulate/run", simulation, timeout=300)
+        truth = siyu.admin("simulate/run", simulation, timeout=300)
         total = truth["counts"]["callbacks"]
         assert truth["steps"] == STEPS
         simulated = time.monotonic()
 
         # The worker, killed at KILL_AT (and, while no kill has caught a job mid-run, at EXTRA_KILLS_AT).
-        worker = siyu.start("worker", "worker")
+        worker = siyu.start_worker()
         kills: list[dict[str, int]] = []
         for share in (*KILL_AT, *EXTRA_KILLS_AT):
             if share in EXTRA_KILLS_AT and any(k["running_jobs"] for k in kills):
                 break
-            _wait_until(
+            siyu.wait(
                 f"{share:.0%} of {total} callbacks to be processed before killing the worker",
                 lambda share=share: _done() >= share * total,
                 timeout=DEADLINE,
-                state=lambda: f"{_progress(wecom)}; worker log:\n{siyu.log('worker')}",
+                state=lambda: f"{_progress(siyu)}; worker log:\n{siyu.log('worker')}",
             )
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+            siyu.kill_worker(worker)
             kills.append(
                 {
                     "done": _done(),
@@ -424,28 +210,29 @@ def test_a_worker_killed_mid_run_loses_and_repeats_no_event(
                     "received": RawCallback.objects.filter(status=RawCallback.Status.RECEIVED).count(),
                 }
             )
-            worker = siyu.start("worker", "worker")
+            worker = siyu.restart_worker(worker)
 
         def finished() -> bool:
             return (
-                wecom.pending() == 0
+                siyu.pending_callbacks() == 0
                 and RawCallback.objects.count() >= total
                 and _done() == RawCallback.objects.count()
-                and not DBTaskResult.objects.filter(status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING))
-                .exists()
+                and not DBTaskResult.objects.filter(
+                    status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING)
+                ).exists()
             )
 
-        _wait_until(
+        siyu.wait(
             "every callback to be delivered and processed",
             finished,
             timeout=DEADLINE,
-            state=lambda: f"{_progress(wecom)}; worker log:\n{siyu.log('worker')}",
+            state=lambda: f"{_progress(siyu)}; worker log:\n{siyu.log('worker')}",
         )
         processed = time.monotonic()
         siyu.stop(worker)
-        siyu.stop(web)
-        deliveries = wecom.deliveries(after=first_delivery)
-        corp = wecom.corp()
+        siyu.stop(siyu.web)
+        deliveries = siyu.deliveries(after=first_delivery)
+        corp = _corp(siyu)
         with capsys.disabled():
             print(  # noqa: T201 - the run's figures, for whoever watches the suite
                 f"\ncrash test on {connections['default'].vendor}: {total} callbacks; kills {kills}; "
