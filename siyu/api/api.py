@@ -17,7 +17,18 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError, Valida
 from typing_extensions import override
 
 from siyu.api.auth import TokenAuth
-from siyu.api.routers import campaigns, channels, customers, group_codes, inheritance, me, org, storecodes, tags
+from siyu.api.routers import (
+    campaigns,
+    channels,
+    customers,
+    group_codes,
+    inheritance,
+    keyword_rules,
+    me,
+    org,
+    storecodes,
+    tags,
+)
 from siyu.core.errors import SiyuError
 
 logger = logging.getLogger(__name__)
@@ -73,6 +84,7 @@ api.add_router("", channels.router)
 api.add_router("", group_codes.router)
 api.add_router("", storecodes.router)
 api.add_router("", campaigns.router)
+api.add_router("", keyword_rules.router)
 
 
 def _error(request: HttpRequest, status: int, detail: str, field: str | None = None, **extra: Any) -> HttpResponse:

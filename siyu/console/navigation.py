@@ -184,6 +184,11 @@ NAVIGATION: tuple[NavSection, ...] = (
         (
             NavItem(_("Customers"), "console:customer_list", also=("console:customer_detail",)),
             NavItem(_("Tags"), "console:tag_list"),
+            NavItem(
+                _("Keyword tagging"),
+                "console:keyword_rules",
+                also=("console:keyword_rule_new", "console:keyword_rule_edit"),
+            ),
             _soon("groups"),
         ),
     ),

@@ -8,6 +8,7 @@ from siyu.console.views import (
     customers,
     group_codes,
     inheritance,
+    keyword_rules,
     overview,
     pages,
     storecodes,
@@ -42,9 +43,7 @@ urlpatterns = [
     path("settings/wecom/sync/start/", wecom.sync_start, name="wecom_sync_start"),
     path("settings/wecom/callbacks/", wecom.callbacks, name="wecom_callbacks"),
     path("settings/wecom/callbacks/<int:raw_callback_id>/", wecom.callback_detail, name="wecom_callback_detail"),
-    path(
-        "settings/wecom/callbacks/<int:raw_callback_id>/retry/", wecom.callback_retry, name="wecom_callback_retry"
-    ),
+    path("settings/wecom/callbacks/<int:raw_callback_id>/retry/", wecom.callback_retry, name="wecom_callback_retry"),
     path("settings/inheritance/", inheritance.inheritance, name="inheritance"),
     path("settings/inheritance/new/", inheritance.inheritance_new, name="inheritance_new"),
     path("settings/inheritance/customers/", inheritance.inheritance_customers, name="inheritance_customers"),
@@ -64,5 +63,6 @@ urlpatterns = [
     *group_codes.urlpatterns,
     *storecodes.urlpatterns,
     *campaigns.urlpatterns,
+    *keyword_rules.urlpatterns,
     *(path(u.path, pages.upcoming, {"key": u.key}, name=u.key) for u in UPCOMING.values()),
 ]

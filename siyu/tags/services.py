@@ -6,19 +6,33 @@ import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from siyu.analytics.services import event_build, event_bulk_record, event_record
-from siyu.core.errors import Conflict, PermissionDenied, ValidationFailed
+from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from siyu.core.jobs import enqueue_on_commit
 from siyu.core.models import Role
 from siyu.core.scopes import Actor
 from siyu.core.services import audit_record
 from siyu.core.validation import clean_order, clean_text
-from siyu.customers.selectors import access_customer
+from siyu.customers.models import Identity
+from siyu.customers.selectors import access_customer, customer_ids_by_identity
 from siyu.groups.services import group_invites_on_tags
-from siyu.tags.models import CustomerTag, Tag, TagGroup, TagSource
-from siyu.tags.selectors import access_tag, access_tag_group
+from siyu.tags import keywords as matching
+from siyu.tags.models import ChatArchiveCursor, CustomerTag, KeywordRule, Tag, TagGroup, TagSource
+from siyu.tags.selectors import (
+    access_keyword_rule,
+    access_tag,
+    access_tag_group,
+    keyword_rule_specs,
+    require_keyword_admin,
+)
+from siyu.wecom.archive import MAX_PAGE as MAX_ARCHIVE_PAGE
+from siyu.wecom.archive import ArchiveMessage, archive_base_url, archive_client
+from siyu.wecom.errors import WeComAPIError
+from siyu.wecom.selectors import connection_for_tenant
 
 MAX_TAG_NAME = 30  # WeCom corp tag limit
 
@@ -94,13 +108,16 @@ def customer_tag_add(
             )
     except IntegrityError:
         return CustomerTag.objects.get(customer=customer, tag=tag)
+    properties = {"tag_id": tag.id, "tag": tag.name, "source": source}
+    if rule:
+        properties["rule"] = rule
     event_record(
         tenant_id=actor.tenant_id,
         type="tag.added",
         customer_id=customer.id,
         actor_id=actor.user_id,
         occurred_at=when,
-        properties={"tag_id": tag.id, "tag": tag.name, "source": source},
+        properties=properties,
     )
     # Invitations to group codes by tag (群活码 rules) are decided after commit, in a job.
     group_invites_on_tags(tenant_id=actor.tenant_id, pairs=[(customer.id, tag.id)])
@@ -351,3 +368,388 @@ def customer_tags_sync_wecom(
             detail={"added": counts.added, "removed": counts.removed, "customers": len(desired)},
         )
     return counts
+
+
+# -- chat keyword rules (关键词打标) --------------------------------------------------------------------------------
+
+MAX_RULE_NAME = 50
+MAX_RULE_TAGS = 20
+
+
+def _clean_words(words: Sequence[str], *, field: str, required: bool) -> list[str]:
+    """Stripped words in the given order, without duplicates (after folding: "SPF" and "ｓｐｆ" are one)."""
+    if isinstance(words, str) or not isinstance(words, Sequence):
+        raise ValidationFailed(f"{field} must be a list of words", field=field)
+    if required and not words:
+        raise ValidationFailed(f"a rule needs at least one keyword in {field}", field=field)
+    if len(words) > matching.MAX_WORDS:
+        raise ValidationFailed(f"a rule takes at most {matching.MAX_WORDS} words in {field}", field=field)
+    cleaned: dict[str, str] = {}
+    for word in words:
+        text = clean_text(word, field=field, max_length=matching.MAX_KEYWORD, required=True)
+        folded = matching.fold(text).strip()
+        if not folded:
+            raise ValidationFailed(f"{field} has a word with nothing to match: {text!r}", field=field)
+        cleaned.setdefault(folded, text)
+    return list(cleaned.values())
+
+
+@dataclass(frozen=True)
+class _RuleFields:
+    name: str
+    keywords: list[str]
+    exclusions: list[str]
+    mode: str
+    scope: str
+    customer_only: bool
+    enabled: bool
+    tags: list[Tag]
+
+
+def _rule_fields(
+    actor: Actor,
+    *,
+    rule_id: int | None,
+    name: str,
+    keywords: Sequence[str],
+    tag_ids: Sequence[int],
+    exclusions: Sequence[str],
+    mode: str,
+    scope: str,
+    customer_only: bool,
+    enabled: bool,
+) -> _RuleFields:
+    name = clean_text(name, field="name", max_length=MAX_RULE_NAME, required=True)
+    if mode not in KeywordRule.Mode.values:
+        raise ValidationFailed(f"unknown match mode {mode!r}", field="mode")
+    if scope not in KeywordRule.Scope.values:
+        raise ValidationFailed(f"unknown chat scope {scope!r}", field="scope")
+    words = _clean_words(keywords, field="keywords", required=True)
+    vetoes = _clean_words(exclusions, field="exclusions", required=False)
+    both = {matching.fold(w).strip() for w in words} & {matching.fold(w).strip() for w in vetoes}
+    if both:
+        raise Conflict(f"{sorted(both)[0]!r} is both a keyword and an exclusion", field="exclusions")
+    if isinstance(tag_ids, str) or not tag_ids:
+        raise ValidationFailed("a rule applies at least one tag", field="tag_ids")
+    wanted = list(dict.fromkeys(tag_ids))
+    if len(wanted) > MAX_RULE_TAGS:
+        raise ValidationFailed(f"a rule applies at most {MAX_RULE_TAGS} tags", field="tag_ids")
+    found = {t.id: t for t in Tag.objects.filter(tenant_id=actor.tenant_id, id__in=wanted)}
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise NotFound(f"tag {missing[0]} not found", field="tag_ids")
+    others = KeywordRule.objects.filter(tenant_id=actor.tenant_id, name=name)
+    if rule_id is not None:
+        others = others.exclude(id=rule_id)
+    if others.exists():
+        raise Conflict(f"a keyword rule is already called {name!r}", field="name")
+    return _RuleFields(
+        name=name,
+        keywords=words,
+        exclusions=vetoes,
+        mode=mode,
+        scope=scope,
+        customer_only=bool(customer_only),
+        enabled=bool(enabled),
+        tags=[found[t] for t in wanted],
+    )
+
+
+def _rule_detail(rule: KeywordRule, fields: _RuleFields) -> dict[str, object]:
+    return {
+        "name": fields.name,
+        "keywords": len(fields.keywords),
+        "exclusions": len(fields.exclusions),
+        "mode": fields.mode,
+        "scope": fields.scope,
+        "customer_only": fields.customer_only,
+        "enabled": fields.enabled,
+        "tag_ids": [t.id for t in fields.tags],
+    }
+
+
+@transaction.atomic
+def keyword_rule_create(
+    *,
+    actor: Actor,
+    name: str,
+    keywords: Sequence[str],
+    tag_ids: Sequence[int],
+    exclusions: Sequence[str] = (),
+    mode: str = KeywordRule.Mode.ANY,
+    scope: str = KeywordRule.Scope.BOTH,
+    customer_only: bool = True,
+    enabled: bool = True,
+) -> KeywordRule:
+    """A new chat keyword rule (HQ only); the next archive pull applies it."""
+    require_keyword_admin(actor)
+    fields = _rule_fields(
+        actor,
+        rule_id=None,
+        name=name,
+        keywords=keywords,
+        tag_ids=tag_ids,
+        exclusions=exclusions,
+        mode=mode,
+        scope=scope,
+        customer_only=customer_only,
+        enabled=enabled,
+    )
+    try:
+        with transaction.atomic():
+            rule = KeywordRule.objects.create(
+                tenant_id=actor.tenant_id,
+                name=fields.name,
+                keywords=fields.keywords,
+                exclusions=fields.exclusions,
+                mode=fields.mode,
+                scope=fields.scope,
+                customer_only=fields.customer_only,
+                enabled=fields.enabled,
+            )
+    except IntegrityError as exc:  # a concurrent create under the same name
+        raise Conflict(f"a keyword rule is already called {fields.name!r}", field="name") from exc
+    rule.tags.set(fields.tags)
+    audit_record(
+        actor=actor,
+        action="keyword_rule.create",
+        target_type="keyword_rule",
+        target_id=rule.id,
+        detail=_rule_detail(rule, fields),
+    )
+    return rule
+
+
+@transaction.atomic
+def keyword_rule_update(
+    *,
+    actor: Actor,
+    rule_id: int,
+    name: str | None = None,
+    keywords: Sequence[str] | None = None,
+    tag_ids: Sequence[int] | None = None,
+    exclusions: Sequence[str] | None = None,
+    mode: str | None = None,
+    scope: str | None = None,
+    customer_only: bool | None = None,
+    enabled: bool | None = None,
+) -> KeywordRule:
+    """Change a rule (HQ only): the fields given, the others as they are. Tags already applied stay."""
+    rule = access_keyword_rule(actor=actor, rule_id=rule_id, for_update=True)
+    fields = _rule_fields(
+        actor,
+        rule_id=rule.id,
+        name=rule.name if name is None else name,
+        keywords=rule.keywords if keywords is None else keywords,
+        tag_ids=list(rule.tags.values_list("id", flat=True)) if tag_ids is None else tag_ids,
+        exclusions=rule.exclusions if exclusions is None else exclusions,
+        mode=rule.mode if mode is None else mode,
+        scope=rule.scope if scope is None else scope,
+        customer_only=rule.customer_only if customer_only is None else customer_only,
+        enabled=rule.enabled if enabled is None else enabled,
+    )
+    before = {
+        "name": rule.name,
+        "keywords": rule.keywords,
+        "exclusions": rule.exclusions,
+        "mode": rule.mode,
+        "scope": rule.scope,
+        "customer_only": rule.customer_only,
+        "enabled": rule.enabled,
+        "tag_ids": sorted(rule.tags.values_list("id", flat=True)),
+    }
+    after = {
+        "name": fields.name,
+        "keywords": fields.keywords,
+        "exclusions": fields.exclusions,
+        "mode": fields.mode,
+        "scope": fields.scope,
+        "customer_only": fields.customer_only,
+        "enabled": fields.enabled,
+        "tag_ids": sorted(t.id for t in fields.tags),
+    }
+    changed = sorted(k for k in after if after[k] != before[k])
+    if not changed:
+        return rule
+    for key in ("name", "keywords", "exclusions", "mode", "scope", "customer_only", "enabled"):
+        setattr(rule, key, after[key])
+    rule.save()
+    if "tag_ids" in changed:
+        rule.tags.set(fields.tags)
+    audit_record(
+        actor=actor,
+        action="keyword_rule.update",
+        target_type="keyword_rule",
+        target_id=rule.id,
+        detail={"changed": changed, **_rule_detail(rule, fields)},
+    )
+    return access_keyword_rule(actor=actor, rule_id=rule.id)
+
+
+@transaction.atomic
+def keyword_rule_delete(*, actor: Actor, rule_id: int) -> None:
+    """Remove a rule (HQ only); the tags it applied stay on the customers, with their source and rule."""
+    rule = access_keyword_rule(actor=actor, rule_id=rule_id, for_update=True)
+    name = rule.name
+    rule.delete()
+    audit_record(
+        actor=actor, action="keyword_rule.delete", target_type="keyword_rule", target_id=rule_id, detail={"name": name}
+    )
+
+
+# -- reading the session archive and tagging on keywords --------------------------------------------------------
+
+
+@dataclass
+class ArchivePull:
+    """What one pull of a brand's session archive did."""
+
+    status: str  # "done", "failed", "not_connected" or "no_archive"
+    seq: int = 0  # where the cursor stands
+    pages: int = 0
+    messages: int = 0
+    matched: int = 0
+    tagged: int = 0
+    error: str = ""
+
+
+def _at(msgtime: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(msgtime / 1000, tz=dt.UTC) if msgtime > 0 else timezone.now()
+
+
+def _tag_messages(tenant_id: int, matcher: matching.Matcher, messages: Sequence[ArchiveMessage]) -> tuple[int, int]:
+    """Match a page of messages and tag the customers who said the words; returns (messages matched, tags applied).
+
+    A rule's tags go to the customer who sent the message, or, for a rule that is not customer-only, to the customer
+    a member wrote to in a one-to-one chat. Senders siyu does not know as customers are skipped.
+    """
+    if not matcher.rules:
+        return 0, 0
+    # Matching first: most messages match nothing, and only the people of those that do are looked up.
+    said = [(m, rules) for m in messages if m.is_text for rules in (matcher.match(m.content),) if rules]
+    if not said:
+        return 0, 0
+    actor = Actor.system(tenant_id)
+    guide_words = any(not r.customer_only for r in matcher.rules)
+    people = {m.sender for m, _ in said} | {m.tolist[0] for m, _ in said if not m.roomid and len(m.tolist) == 1}
+    customers = customer_ids_by_identity(actor=actor, kind=Identity.Kind.WECOM_EXTERNAL_USERID, values=people)
+    wanted: dict[tuple[int, int], tuple[str, int]] = {}  # (customer, tag) → (rule label, msgtime), the first message
+    matched = 0
+    for message, rules in said:
+        group = bool(message.roomid)
+        target = customers.get(message.sender)
+        from_customer = target is not None
+        if target is None:
+            if group or not guide_words or len(message.tolist) != 1:
+                continue
+            target = customers.get(message.tolist[0])
+            if target is None:
+                continue
+        hit = False
+        for r in rules:
+            rule = matcher.rules[r]
+            if not rule.applies_to(group=group) or (rule.customer_only and not from_customer):
+                continue
+            hit = True
+            for tag_id in rule.tag_ids:
+                wanted.setdefault((target, tag_id), (f"keyword_rule:{rule.id}", message.msgtime))
+        matched += hit
+    if not wanted:
+        return matched, 0
+    have = set(
+        CustomerTag.objects.filter(
+            tenant_id=tenant_id,
+            customer_id__in={c for c, _ in wanted},
+            tag_id__in={t for _, t in wanted},
+        ).values_list("customer_id", "tag_id")
+    )
+    tagged = 0
+    for (customer_id, tag_id), (label, msgtime) in sorted(wanted.items()):
+        if (customer_id, tag_id) in have:
+            continue  # tagged before, by this rule or any other source: recorded once
+        customer_tag_add(
+            actor=actor,
+            customer_id=customer_id,
+            tag_id=tag_id,
+            source=TagSource.KEYWORD,
+            rule=label,
+            at=_at(msgtime),
+        )
+        tagged += 1
+    return matched, tagged
+
+
+def chat_archive_pull(
+    *, tenant_id: int, page_size: int = MAX_ARCHIVE_PAGE, max_pages: int | None = None
+) -> ArchivePull:
+    """Read the brand's session archive from where the last pull stopped, tagging customers on keywords.
+
+    Page by page: each page's tags and the cursor move in one transaction, so a pull that dies resumes from the last
+    committed page, and tags (one per customer and tag, whatever source put it there first) are applied once however
+    often a page is read. Two pulls at once do not tag twice: a page is only committed while the cursor still stands
+    where it was read from. The brand's enabled rules are compiled once per pull.
+    """
+    connection = connection_for_tenant(tenant_id=tenant_id)
+    if connection is None:
+        return ArchivePull(status="not_connected")
+    client = archive_client(connection)
+    if client is None:
+        return ArchivePull(status="no_archive")
+    cursor, _ = ChatArchiveCursor.objects.get_or_create(tenant_id=tenant_id, corp_id=connection.corp_id)
+    result = ArchivePull(status="done", seq=cursor.seq)
+    matcher = matching.Matcher(keyword_rule_specs(tenant_id=tenant_id))
+    with client:
+        while max_pages is None or result.pages < max_pages:
+            after = result.seq
+            try:
+                page = client.chat_messages(after=after, limit=page_size)
+            except WeComAPIError as exc:
+                result.status, result.error = "failed", str(exc)
+                ChatArchiveCursor.objects.filter(id=cursor.id).update(
+                    error=result.error[:2000], pulled_at=timezone.now()
+                )
+                return result
+            fresh = [m for m in page.messages if m.seq > after]
+            with transaction.atomic():
+                locked = ChatArchiveCursor.objects.select_for_update().get(id=cursor.id)
+                if locked.seq != after:  # another pull committed this page meanwhile: go on from where it stopped
+                    result.seq = locked.seq
+                    continue
+                matched, tagged = _tag_messages(tenant_id, matcher, fresh)
+                if fresh:
+                    locked.seq = fresh[-1].seq
+                    locked.messages += len(fresh)
+                    locked.matched += matched
+                    locked.tagged += tagged
+                locked.pulled_at = timezone.now()
+                locked.error = ""
+                locked.save(update_fields=["seq", "messages", "matched", "tagged", "pulled_at", "error"])
+            result.seq = locked.seq
+            result.pages += 1
+            result.messages += len(fresh)
+            result.matched += matched
+            result.tagged += tagged
+            if len(page.messages) < page_size or not fresh:
+                break
+    return result
+
+
+PULL_EVERY = dt.timedelta(seconds=30)
+
+
+def chat_archive_pull_due() -> int:
+    """Enqueue an archive pull for every connected brand with an enabled keyword rule (the worker's sweep calls it
+    every minute); at most one per brand per PULL_EVERY across workers. Returns how many were enqueued."""
+    from siyu.tags.tasks import chat_archive_pull_run
+
+    tenants = KeywordRule.objects.filter(enabled=True).values_list("tenant_id", flat=True).distinct().order_by()
+    enqueued = 0
+    for tenant_id in sorted(set(tenants)):
+        connection = connection_for_tenant(tenant_id=tenant_id)
+        if connection is None or archive_base_url(connection) is None:
+            continue
+        if not cache.add(f"tags:archive_pull:{tenant_id}", "1", timeout=int(PULL_EVERY.total_seconds())):
+            continue
+        enqueue_on_commit(chat_archive_pull_run, tenant_id)
+        enqueued += 1
+    return enqueued

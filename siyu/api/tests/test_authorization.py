@@ -33,6 +33,7 @@ from siyu.inheritance.services import transfer_start
 from siyu.storecodes.tests.api_matrix import STORE_CODE_CHECKS, store_code_request
 from siyu.tags.models import CustomerTag, Tag, TagGroup
 from siyu.tags.services import customer_tag_add, tag_create, tag_group_create
+from siyu.tags.tests.api_matrix import KEYWORD_RULE_CHECKS, keyword_rule_request
 from siyu.testing import GUIDES_IN_SCOPE, VISIBLE, World
 
 TARGETS = ["c1", "c2", "c3", "c4", "c5", "b1"]
@@ -550,6 +551,7 @@ CONTEXT_ROWS: tuple[tuple[dict[str, Any], Callable[[World, str], tuple[str, str,
     (CAMPAIGN_CHECKS, campaign_request),
     (CHANNEL_CHECKS, channel_request),
     (GROUP_CODE_CHECKS, group_code_request),
+    (KEYWORD_RULE_CHECKS, keyword_rule_request),
 )
 for checks, _request in CONTEXT_ROWS:
     MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in checks.items()})

@@ -18,6 +18,7 @@ BENCHES: dict[str, str] = {
     "console": "siyu.console.bench:run",
     "welcome": "siyu.channels.bench:run",
     "stores": "siyu.storecodes.bench:run",
+    "keywords": "siyu.tags.bench:run",
 }
 
 
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, default=10.0, help="welcome: scans per second")
         parser.add_argument("--stores", type=int, default=10_000, help="stores: how many stores the brand has")
         parser.add_argument("--lookups", type=int, default=5_000, help="stores: how many locator lookups to time")
+        parser.add_argument("--messages", type=int, default=10_000_000, help="keywords: chat messages to match")
 
     def handle(self, *args: Any, **options: Any) -> None:
         module_name, _, func_name = BENCHES[options["name"]].partition(":")

@@ -50,6 +50,7 @@ def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
     from siyu.campaigns.services import fission_settle_due
     from siyu.channels.services import live_codes_rebalance_due
     from siyu.inheritance.services import transfer_sweep
+    from siyu.tags.services import chat_archive_pull_due
     from siyu.wecom.services import raw_callback_requeue
 
     try:
@@ -65,6 +66,8 @@ def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
         fission_settle_due()
         # Transfers whose submit or poll job was lost (their own, longer threshold: a poll waits out 24 hours).
         transfer_sweep()
+        # Keyword tagging: brands with an enabled keyword rule read their new archived chat messages (a job each).
+        chat_archive_pull_due()
     except Exception:
         # A sweep that fails (database briefly away) is simply tried again next time; the worker keeps working.
         logger.exception("recovery sweep failed")
