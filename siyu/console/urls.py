@@ -64,5 +64,6 @@ urlpatterns = [
     *storecodes.urlpatterns,
     *campaigns.urlpatterns,
     *keyword_rules.urlpatterns,
+    *customers.urlpatterns,
     *(path(u.path, pages.upcoming, {"key": u.key}, name=u.key) for u in UPCOMING.values()),
 ]

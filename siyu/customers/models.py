@@ -29,12 +29,18 @@ class Customer(TenantOwned):
 
     Name, phone and address are stored encrypted (`*_enc`); `phone_hash` and `name_index` are keyed blind
     indexes for lookups. Read them only through the selectors, which mask by default and audit reveals.
+
+    `match_name_city_phone` and `match_name_address` are keyed blind indexes of (exact name, city, last four phone
+    digits) and (exact name, address) for finding likely duplicates without decrypting anyone (siyu.customers.identity).
+    A customer merged into another keeps its row with `merged_into` set: hidden from every list and lookup, and
+    brought back by an unmerge (CustomerMerge).
     """
 
     name_enc = models.TextField(blank=True, default="")
     name_index = models.TextField(blank=True, default="")
     phone_enc = models.TextField(blank=True, default="")
-    phone_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # Looked up with the tenant always: the (tenant, phone_hash) index serves; a second one would only slow writes.
+    phone_hash = models.CharField(max_length=64, blank=True, default="")
     address_enc = models.TextField(blank=True, default="")
     gender = models.IntegerField(choices=Gender.choices, default=Gender.UNKNOWN)
     city = models.CharField(max_length=50, blank=True, default="")
@@ -44,19 +50,41 @@ class Customer(TenantOwned):
     owner_guide = models.ForeignKey(Guide, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    match_name_city_phone = models.CharField(max_length=64, blank=True, default="")
+    match_name_address = models.CharField(max_length=64, blank=True, default="")
+    # Indexed only where set (see Meta): almost every customer has none, and an index of NULLs only slows inserts.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "-created_at", "-id"], name="customer_tenant_created"),
             models.Index(fields=["tenant", "phone_hash"], name="customer_tenant_phone"),
             models.Index(fields=["tenant", "lifecycle_stage"], name="customer_tenant_stage"),
+            models.Index(
+                fields=["tenant", "match_name_city_phone"],
+                condition=~models.Q(match_name_city_phone=""),
+                name="customer_match_city_phone",
+            ),
+            models.Index(
+                fields=["tenant", "match_name_address"],
+                condition=~models.Q(match_name_address=""),
+                name="customer_match_address",
+            ),
+            models.Index(
+                fields=["merged_into"], condition=models.Q(merged_into__isnull=False), name="customer_merged_into"
+            ),
         ]
 
 
 class Identity(TenantOwned):
     """One identifier of a customer (身份): kind + value, unique per brand.
 
-    Phone identities hold the keyed phone hash, never the number.
+    Phone identities hold the keyed phone hash, never the number. `verified` matters for phones only: a number the
+    customer proved (bound as a member) is verified; one from a WeCom remark or a shop's order is not, and only
+    verified phones make two customers one (siyu.customers.identity).
     """
 
     class Kind(models.TextChoices):
@@ -73,6 +101,7 @@ class Identity(TenantOwned):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     value = models.CharField(max_length=128)
     created_at = models.DateTimeField()
+    verified = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "kind", "value"], name="identity_unique")]
@@ -137,9 +166,7 @@ class CustomerExport(TenantOwned):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     requested_ip = models.GenericIPAddressField(null=True, blank=True)
     filters = models.JSONField(default=dict, blank=True)
     reveal = models.BooleanField(default=False)
@@ -156,3 +183,95 @@ class CustomerExport(TenantOwned):
         indexes = [
             models.Index(fields=["tenant", "requested_by", "-created_at"], name="customer_export_requester"),
         ]
+
+
+class CustomerMerge(TenantOwned):
+    """One customer merged into another (客户合并), with exactly what moved, so an unmerge restores both sides.
+
+    `moved` maps each reference ("app.Model.field", see siyu.customers.references) to the ids of the rows moved from
+    `merged` to `survivor`; `kept` to the ids left with `merged` because the survivor already had the same row (a
+    unique key such as one follow relation per guide); `filled` holds the survivor's profile fields filled in from
+    the merged customer, with their values before. `restored` is what the unmerge moved back (the moved rows still on
+    the survivor, plus rows that arrived since and carry one of the merged customer's identities).
+    """
+
+    class Rule(models.TextChoices):
+        UNIONID = "unionid", _("Same unionid")
+        PHONE = "phone", _("Same verified phone")
+        IDENTITY = "identity", _("Same account id")
+        REVIEW = "review", _("Approved in the review queue")
+        MANUAL = "manual", _("Merged by an operator")
+
+    class Status(models.TextChoices):
+        MERGED = "merged", _("Merged")
+        UNMERGED = "unmerged", _("Unmerged")
+
+    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    merged = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    rule = models.CharField(max_length=16, choices=Rule.choices)
+    identity_kind = models.CharField(max_length=32, blank=True, default="")
+    identity_value = models.CharField(max_length=128, blank=True, default="")
+    moved = models.JSONField(default=dict, blank=True)
+    kept = models.JSONField(default=dict, blank=True)
+    filled = models.JSONField(default=dict, blank=True)
+    restored = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.MERGED)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    merged_at = models.DateTimeField()
+    unmerged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    unmerged_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def moved_count(self) -> int:
+        return sum(len(ids) for ids in self.moved.values())
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "-merged_at", "-id"], name="customer_merge_recent"),
+            models.Index(fields=["survivor", "status"], name="customer_merge_survivor"),
+            models.Index(fields=["merged", "status"], name="customer_merge_merged"),
+        ]
+
+
+class MergeCandidate(TenantOwned):
+    """Two customers who are probably one person (疑似重复), waiting for an operator (review queue).
+
+    One row per pair, `customer_a` the lower id. Approving merges them (the older survives); rejecting, or unmerging
+    a merge of the pair, keeps the pair apart for good: neither the rules nor the matcher propose it again.
+    """
+
+    class Reason(models.TextChoices):
+        NAME_CITY_PHONE = "name_city_phone", _("Same name, city and phone ending")
+        NAME_ADDRESS = "name_address", _("Same name and address")
+        PHONE_UNVERIFIED = "phone_unverified", _("Same phone, not verified")
+        UNMERGED = "unmerged", _("Separated by an unmerge")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    customer_a = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    customer_b = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=24, choices=Reason.choices)
+    score = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    merge = models.ForeignKey(CustomerMerge, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer_a", "customer_b"], name="merge_candidate_pair"),
+            models.CheckConstraint(
+                condition=models.Q(customer_a__lt=models.F("customer_b")), name="merge_candidate_order"
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "status", "-score", "-id"], name="merge_candidate_queue")]

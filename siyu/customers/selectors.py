@@ -11,10 +11,10 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from siyu.core import pii
-from siyu.core.errors import NotFound
+from siyu.core.errors import NotFound, PermissionDenied
 from siyu.core.models import Role
 from siyu.core.scopes import Actor
-from siyu.customers.models import Customer, CustomerExport, FollowRelation, Identity
+from siyu.customers.models import Customer, CustomerExport, CustomerMerge, FollowRelation, Identity, MergeCandidate
 
 _PHONE_LIKE = re.compile(r"^\+?[\d\s-]{7,}$")
 
@@ -23,9 +23,10 @@ def customer_scope(*, actor: Actor) -> QuerySet[Customer]:
     """The customers the actor may see: the whole brand for HQ, otherwise those served by guides in scope.
 
     A customer is in scope when any of its follow relations (current or ended, so lost customers stay
-    visible to the team that lost them) belongs to a guide in the actor's scope.
+    visible to the team that lost them) belongs to a guide in the actor's scope. A customer merged into another
+    is nobody's: its history is the survivor's now (siyu.customers.identity).
     """
-    qs = Customer.objects.filter(tenant_id=actor.tenant_id)
+    qs = Customer.objects.filter(tenant_id=actor.tenant_id, merged_into__isnull=True)
     if actor.is_brand_wide:
         return qs
     # An IN over the scope's guides' relations (index follow_guide_status) instead of a correlated EXISTS
@@ -202,3 +203,104 @@ class ExportFile:
     path: Path
     download_name: str
     revealed: bool
+
+
+# -- OneID: merges and the review queue (HQ only) ---------------------------------------------------------------
+
+
+def require_brand_wide(actor: Actor, what: str) -> None:
+    if not actor.is_brand_wide:
+        raise PermissionDenied(f"only HQ may {what}")
+
+
+def customer_root_id(*, tenant_id: int, customer_id: int) -> int:
+    """The customer `customer_id` is now part of: itself, or the survivor at the end of its merges."""
+    seen = {customer_id}
+    current = customer_id
+    while True:
+        parent = (
+            Customer.objects.filter(tenant_id=tenant_id, id=current).values_list("merged_into_id", flat=True).first()
+        )
+        if parent is None or parent in seen:
+            return current
+        seen.add(parent)
+        current = parent
+
+
+def merge_list(*, actor: Actor, customer_id: int | None = None) -> QuerySet[CustomerMerge]:
+    """The brand's merges, newest first; with `customer_id`, those it took part in (as survivor or merged)."""
+    require_brand_wide(actor, "see customer merges")
+    qs = CustomerMerge.objects.filter(tenant_id=actor.tenant_id)
+    if customer_id is not None:
+        qs = qs.filter(Q(survivor_id=customer_id) | Q(merged_id=customer_id))
+    return qs.select_related("survivor", "merged").order_by("-merged_at", "-id")
+
+
+def access_merge(*, actor: Actor, merge_id: int, for_update: bool = False) -> CustomerMerge:
+    require_brand_wide(actor, "see customer merges")
+    qs = CustomerMerge.objects.filter(tenant_id=actor.tenant_id, id=merge_id)
+    if for_update:
+        qs = qs.select_for_update()
+    merge = qs.first()
+    if merge is None:
+        raise NotFound(f"merge {merge_id} not found", field="merge_id")
+    return merge
+
+
+def merge_candidate_list(*, actor: Actor, status: str = MergeCandidate.Status.PENDING) -> QuerySet[MergeCandidate]:
+    """The review queue: pairs of likely duplicates, most likely first.
+
+    Pending pairs are listed only while both customers exist on their own (a pair one of whose customers was merged
+    meanwhile is moot); decided pairs are listed as they were decided.
+    """
+    require_brand_wide(actor, "review duplicate customers")
+    qs = MergeCandidate.objects.filter(tenant_id=actor.tenant_id)
+    if status:
+        qs = qs.filter(status=status)
+    if status == MergeCandidate.Status.PENDING:
+        qs = qs.filter(customer_a__merged_into__isnull=True, customer_b__merged_into__isnull=True)
+    return qs.select_related("customer_a__owner_guide", "customer_b__owner_guide").order_by("-score", "-id")
+
+
+def access_merge_candidate(*, actor: Actor, candidate_id: int, for_update: bool = False) -> MergeCandidate:
+    require_brand_wide(actor, "review duplicate customers")
+    qs = MergeCandidate.objects.filter(tenant_id=actor.tenant_id, id=candidate_id)
+    if for_update:
+        qs = qs.select_for_update()
+    candidate = qs.first()
+    if candidate is None:
+        raise NotFound(f"merge candidate {candidate_id} not found", field="candidate_id")
+    return candidate
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    """A review-queue row: both customers masked, with the kinds of identities each holds."""
+
+    candidate: MergeCandidate
+    a: CustomerCard
+    b: CustomerCard
+    a_kinds: list[str]
+    b_kinds: list[str]
+
+
+def candidate_rows(candidates: Collection[MergeCandidate]) -> list[CandidateRow]:
+    """Masked cards for a page of candidates (one identity query for the page)."""
+    if not candidates:
+        return []
+    tenant_id = next(iter(candidates)).tenant_id
+    ids = {c.customer_a_id for c in candidates} | {c.customer_b_id for c in candidates}
+    kinds: dict[int, set[str]] = {}
+    rows = Identity.objects.filter(tenant_id=tenant_id, customer_id__in=ids).values_list("customer_id", "kind")
+    for customer_id, kind in rows:
+        kinds.setdefault(customer_id, set()).add(kind)
+    return [
+        CandidateRow(
+            candidate=c,
+            a=customer_card(c.customer_a),
+            b=customer_card(c.customer_b),
+            a_kinds=sorted(kinds.get(c.customer_a_id, ())),
+            b_kinds=sorted(kinds.get(c.customer_b_id, ())),
+        )
+        for c in candidates
+    ]

@@ -11,8 +11,6 @@ import csv
 import datetime as dt
 import logging
 import os
-import re
-import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +29,8 @@ from siyu.core.scopes import Actor
 from siyu.core.selectors import access_guide, access_store, membership_for
 from siyu.core.services import audit_record
 from siyu.core.validation import clean_text
+from siyu.customers import cleaning
+from siyu.customers import identity as oneid
 from siyu.customers.models import Customer, CustomerExport, FollowRelation, Gender, Identity, LifecycleStage
 from siyu.customers.selectors import (
     ExportFile,
@@ -41,55 +41,29 @@ from siyu.customers.selectors import (
     customer_ids_by_identity,
     customer_list,
     customer_pii,
+    customer_root_id,
 )
 from siyu.tags.selectors import tag_list
 
 logger = logging.getLogger(__name__)
 
-MAX_NAME = 64
-MAX_CITY = 50
-_PHONE_CHARS = re.compile(r"^[0-9+\-() ]+$")
+MAX_NAME = cleaning.MAX_NAME
+MAX_CITY = cleaning.MAX_CITY
 
 
 @dataclass(frozen=True)
 class IdentityInput:
     kind: str
     value: str
+    # Phones only: the customer proved the number (bound it as a member). See siyu.customers.identity.
+    verified: bool = False
 
 
-def _clean_name(name: str) -> str:
-    return clean_text(name, field="name", max_length=MAX_NAME)
-
-
-def _clean_city(city: str) -> str:
-    return clean_text(city, field="city", max_length=MAX_CITY)
-
-
-def _clean_phone(phone: str) -> str:
-    if phone.strip() == "":
-        return ""
-    # Only the characters people write phone numbers with; anything else is a typo, not a number to guess at.
-    if not _PHONE_CHARS.match(unicodedata.normalize("NFKC", phone)):
-        raise ValidationFailed("phone may contain only digits, spaces, '+', '-' and parentheses", field="phone")
-    digits = pii.normalize_phone(phone)
-    if not (len(digits) == 11 and digits.startswith("1")):
-        raise ValidationFailed("phone must be an 11-digit mainland mobile number", field="phone")
-    return digits
-
-
-def _clean_choice(value: Any, choices: Iterable[Any], field: str) -> Any:
-    allowed = list(choices)
-    if value not in allowed:
-        raise ValidationFailed(f"{field} must be one of {', '.join(map(str, allowed))}", field=field)
-    return value
-
-
-def _identity_value(kind: str, value: str) -> str:
-    _clean_choice(kind, Identity.Kind.values, "identities.kind")
-    value = clean_text(value, field="identities.value", max_length=128, required=True)
-    if kind == Identity.Kind.PHONE:
-        return pii.phone_hash(_clean_phone(value))
-    return value
+_clean_name = cleaning.clean_name
+_clean_city = cleaning.clean_city
+_clean_phone = cleaning.clean_phone
+_clean_choice = cleaning.clean_choice
+_identity_value = cleaning.identity_value
 
 
 def customer_create(
@@ -97,6 +71,7 @@ def customer_create(
     actor: Actor,
     name: str = "",
     phone: str = "",
+    address: str = "",
     gender: int = Gender.UNKNOWN,
     city: str = "",
     source: str = "manual",
@@ -104,31 +79,51 @@ def customer_create(
     owner_guide_id: int | None = None,
     identities: Iterable[IdentityInput] = (),
     created_at: dt.datetime | None = None,
+    merge_shared: bool = False,
 ) -> Customer:
-    """Create a customer with its identities; refuses an identity (phone included) another customer holds."""
+    """Create a customer with its identities and return it.
+
+    An identity (phone included) another customer holds is refused (409, nothing written), unless `merge_shared`:
+    then, for loaders acting for the brand (HQ only), the OneID rules apply as for any arriving identity
+    (siyu.customers.identity): an account id or a phone verified on both sides merges the two, the older surviving,
+    and the customer returned is the survivor; an unverified phone stays with its holder and the pair goes to the
+    review queue. Either way a customer sharing a fuzzy key (name + city + phone ending, name + address) is proposed.
+    """
     name = _clean_name(name)
     phone = _clean_phone(phone)
+    address = cleaning.clean_address(address)
     _clean_choice(gender, Gender.values, "gender")
     _clean_choice(lifecycle_stage, LifecycleStage.values, "lifecycle_stage")
     city = _clean_city(city)
     source = clean_text(source, field="source", max_length=64)
+    if merge_shared and not actor.is_brand_wide:
+        raise PermissionDenied("only HQ or a loader acting for the brand may merge customers", field="merge_shared")
     owner: Guide | None = access_guide(actor=actor, guide_id=owner_guide_id) if owner_guide_id else None
     if owner is None and not actor.is_brand_wide:
         # A scoped user's new customer must land inside their own scope, or they could never see it again.
         raise ValidationFailed("owner_guide_id is required for your role", field="owner_guide_id")
-    wanted = [(i.kind, _identity_value(i.kind, i.value)) for i in identities]
+    wanted: dict[tuple[str, str], bool] = {}
+    for i in identities:
+        key = (i.kind, _identity_value(i.kind, i.value))
+        wanted[key] = wanted.get(key, False) or (i.verified is True and i.kind == Identity.Kind.PHONE)
     if phone:
-        wanted.append((Identity.Kind.PHONE, pii.phone_hash(phone)))
-    wanted = list(dict.fromkeys(wanted))
+        wanted.setdefault((Identity.Kind.PHONE, pii.phone_hash(phone)), False)
     now = created_at or timezone.now()
+    by_phone, by_address = oneid.match_keys(name=name, city=city, phone=phone, address=address)
     try:
         with transaction.atomic():
+            held: set[tuple[str, str]] = set()
+            if merge_shared:
+                for kind, value in wanted:
+                    if Identity.objects.filter(tenant_id=actor.tenant_id, kind=kind, value=value).exists():
+                        held.add((kind, value))
             customer = Customer.objects.create(
                 tenant_id=actor.tenant_id,
                 name_enc=pii.encrypt(name, field="name"),
                 name_index=pii.name_index(name),
                 phone_enc=pii.encrypt(phone, field="phone"),
                 phone_hash=pii.phone_hash(phone) if phone else "",
+                address_enc=pii.encrypt(address, field="address"),
                 gender=gender,
                 city=city,
                 source=source,
@@ -136,11 +131,21 @@ def customer_create(
                 owner_guide=owner,
                 created_at=now,
                 updated_at=now,
+                match_name_city_phone=by_phone,
+                match_name_address=by_address,
             )
             Identity.objects.bulk_create(
                 [
-                    Identity(tenant_id=actor.tenant_id, customer=customer, kind=kind, value=value, created_at=now)
-                    for kind, value in wanted
+                    Identity(
+                        tenant_id=actor.tenant_id,
+                        customer=customer,
+                        kind=kind,
+                        value=value,
+                        verified=verified,
+                        created_at=now,
+                    )
+                    for (kind, value), verified in wanted.items()
+                    if (kind, value) not in held
                 ]
             )
             if owner is not None and not actor.is_brand_wide:
@@ -162,6 +167,14 @@ def customer_create(
                 properties={"source": customer.source},
             )
             audit_record(actor=actor, action="customer.create", target_type="customer", target_id=customer.id)
+            current = customer.id
+            for kind, value in sorted(held):
+                current = oneid.identity_arrive(
+                    actor=actor, customer_id=current, kind=kind, value=value, verified=wanted[(kind, value)], at=now
+                ).customer_id
+            if current != customer.id:
+                customer = Customer.objects.get(id=current)
+            oneid.candidates_propose_for(customer)
     except IntegrityError as exc:
         raise Conflict("another customer already has this phone or identity", field="identities") from exc
     return customer
@@ -201,7 +214,9 @@ def customer_get_or_create_by_identity(
     return customer, True
 
 
-UPDATABLE = ("name", "phone", "gender", "city", "lifecycle_stage", "intent_level", "owner_guide_id")
+UPDATABLE = ("name", "phone", "address", "gender", "city", "lifecycle_stage", "intent_level", "owner_guide_id")
+# The fields the fuzzy duplicate keys are made of (siyu.customers.identity.match_keys).
+_MATCHED = frozenset({"name", "phone", "address", "city"})
 
 
 @transaction.atomic
@@ -236,6 +251,8 @@ def customer_update(*, actor: Actor, customer_id: int, changes: dict[str, Any]) 
             )
         customer.phone_enc = pii.encrypt(phone, field="phone")
         customer.phone_hash = new_hash
+    if "address" in changes:
+        customer.address_enc = pii.encrypt(cleaning.clean_address(changes["address"] or ""), field="address")
     if "gender" in changes:
         customer.gender = _clean_choice(changes["gender"], Gender.values, "gender")
     if "city" in changes:
@@ -251,7 +268,11 @@ def customer_update(*, actor: Actor, customer_id: int, changes: dict[str, Any]) 
         guide_id = changes["owner_guide_id"]
         customer.owner_guide = access_guide(actor=actor, guide_id=guide_id) if guide_id else None
     customer.updated_at = timezone.now()
+    if _MATCHED & set(changes):
+        oneid.match_keys_refresh(customer)
     customer.save()
+    if _MATCHED & set(changes):
+        oneid.candidates_propose_for(customer)
     fields = sorted(changes)
     event_record(
         tenant_id=actor.tenant_id,
@@ -457,8 +478,13 @@ def _export_row(customer: Customer, *, reveal: bool) -> list[Any]:
     if not reveal:
         name, phone = pii.mask_name(name), pii.mask_phone(phone)
     return [
-        customer.id, name, phone, customer.city, customer.lifecycle_stage,
-        customer.owner_guide.name if customer.owner_guide else "", customer.created_at.isoformat(),
+        customer.id,
+        name,
+        phone,
+        customer.city,
+        customer.lifecycle_stage,
+        customer.owner_guide.name if customer.owner_guide else "",
+        customer.created_at.isoformat(),
     ]
 
 
@@ -535,8 +561,12 @@ def customer_export_request(
         tenant_id=actor.tenant_id, requested_by_id=actor.user_id, requested_ip=ip, filters=clean, reveal=reveal
     )
     audit_record(
-        actor=actor, action="customer_export.request", target_type="customer_export", target_id=export.id,
-        detail={"filters": clean, "revealed": reveal}, ip=ip,
+        actor=actor,
+        action="customer_export.request",
+        target_type="customer_export",
+        target_id=export.id,
+        detail={"filters": clean, "revealed": reveal},
+        ip=ip,
     )
     enqueue_on_commit(customer_export_run, export.id)
     return export
@@ -606,11 +636,17 @@ def customer_export_execute(*, export_id: int, batch_size: int = EXPORT_BATCH_SI
             # `total` becomes what was written: customers added or removed since the count do not leave the
             # progress bar short of (or past) 100%.
             CustomerExport.objects.filter(id=export.id).update(
-                status=CustomerExport.Status.DONE, progress=written, total=written,
-                file_name=str(path.relative_to(settings.MEDIA_ROOT)), finished_at=timezone.now(),
+                status=CustomerExport.Status.DONE,
+                progress=written,
+                total=written,
+                file_name=str(path.relative_to(settings.MEDIA_ROOT)),
+                finished_at=timezone.now(),
             )
             audit_record(
-                actor=actor, action="pii.export", target_type="customer_export", target_id=export.id,
+                actor=actor,
+                action="pii.export",
+                target_type="customer_export",
+                target_id=export.id,
                 detail={"rows": written, "revealed": export.reveal, "filters": export.filters},
                 ip=export.requested_ip,
             )
@@ -622,7 +658,8 @@ def customer_export_execute(*, export_id: int, batch_size: int = EXPORT_BATCH_SI
             with contextlib.suppress(OSError):
                 leftover.unlink(missing_ok=True)
         CustomerExport.objects.filter(id=export.id).update(
-            status=CustomerExport.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:1000],
+            status=CustomerExport.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:1000],
             finished_at=timezone.now(),
         )
     export.refresh_from_db()
@@ -638,8 +675,12 @@ def customer_export_download(*, actor: Actor, export_id: int, ip: str | None = N
     if not path.is_file():
         raise NotFound(f"the file of export {export_id} is gone", field="export_id")
     audit_record(
-        actor=actor, action="customer_export.download", target_type="customer_export", target_id=export.id,
-        detail={"revealed": export.reveal}, ip=ip,
+        actor=actor,
+        action="customer_export.download",
+        target_type="customer_export",
+        target_id=export.id,
+        detail={"revealed": export.reveal},
+        ip=ip,
     )
     stamp = timezone.localtime(export.created_at).strftime("%Y%m%d-%H%M")
     return ExportFile(path=path, download_name=f"customers-{stamp}-{export.id}.csv", revealed=export.reveal)
@@ -674,6 +715,7 @@ class ContactSyncResult:
     unchanged: int = 0
     customers_created: int = 0
     customers_updated: int = 0
+    merged: int = 0  # customers merged into another because they share a unionid (OneID)
 
 
 def _relation_values(row: WeComContactInput) -> dict[str, Any]:
@@ -720,8 +762,9 @@ def follow_relations_sync_wecom(*, actor: Actor, contacts: Sequence[WeComContact
     by_union = customer_ids_by_identity(actor=actor, kind=union_kind, values=unionids) if unionids else {}
     # Which of the customers found by external_userid already carry a unionid (one each, at most, is linked).
     has_union = set(
-        Identity.objects.filter(tenant_id=actor.tenant_id, kind=union_kind, customer_id__in=set(by_ext.values()))
-        .values_list("customer_id", flat=True)
+        Identity.objects.filter(
+            tenant_id=actor.tenant_id, kind=union_kind, customer_id__in=set(by_ext.values())
+        ).values_list("customer_id", flat=True)
     )
 
     new_customers: dict[str, Customer] = {}
@@ -772,6 +815,9 @@ def follow_relations_sync_wecom(*, actor: Actor, contacts: Sequence[WeComContact
         Customer.objects.filter(id__in=orphans).delete()
     created_ids = {c.id for c in new_customers.values()} - set(orphans)
     result.customers_created = len(created_ids)
+    result.merged = _merge_by_unionid(actor=actor, first=first, customer_ids=result.customer_ids, at=now)
+    if result.merged:
+        result.customer_ids = customer_ids_by_identity(actor=actor, kind=ext_kind, values=list(first))
 
     events: list[Any] = [
         event_build(
@@ -871,6 +917,29 @@ def follow_relations_sync_wecom(*, actor: Actor, contacts: Sequence[WeComContact
     return result
 
 
+def _merge_by_unionid(
+    *, actor: Actor, first: dict[str, WeComContactInput], customer_ids: dict[str, int], at: dt.datetime
+) -> int:
+    """OneID for a page of contacts: a contact whose unionid another customer holds (known from a mini-program or
+    a shop) is that customer, so the two merge (siyu.customers.identity; the older survives). Returns how many."""
+    wanted = {row.unionid: customer_ids[ext] for ext, row in first.items() if row.unionid and ext in customer_ids}
+    if not wanted:
+        return 0
+    holders = customer_ids_by_identity(actor=actor, kind=Identity.Kind.UNIONID, values=list(wanted))
+    merged = 0
+    for unionid, customer_id in sorted(wanted.items()):
+        holder = holders.get(unionid)
+        if holder is None or holder == customer_id:
+            continue
+        # An earlier merge of this page may have merged this contact's customer already: continue from its survivor.
+        current = customer_root_id(tenant_id=actor.tenant_id, customer_id=customer_id)
+        arrival = oneid.identity_arrive(
+            actor=actor, customer_id=current, kind=Identity.Kind.UNIONID, value=unionid, at=at
+        )
+        merged += arrival.merge is not None
+    return merged
+
+
 def _contact_added_event(actor: Actor, customer_id: int, row: WeComContactInput) -> Any:
     return event_build(
         tenant_id=actor.tenant_id,
@@ -921,7 +990,9 @@ def follow_relations_prune_wecom(
     )
     if stale:
         audit_record(
-            actor=actor, action="follow_relation.prune_wecom", target_type="follow_relation",
+            actor=actor,
+            action="follow_relation.prune_wecom",
+            target_type="follow_relation",
             detail={"count": len(stale), "ids": [r.id for r in stale][:200]},
         )
     return len(stale)

@@ -27,6 +27,7 @@ from siyu.core import pii
 from siyu.core.models import AuditLog, Franchisee, Guide, Region, Store
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
+from siyu.customers.tests.api_matrix import ONEID_CHECKS, oneid_request
 from siyu.groups.tests.api_matrix import GROUP_CODE_CHECKS, group_code_request
 from siyu.inheritance.models import Transfer, UnassignedCustomer
 from siyu.inheritance.services import transfer_start
@@ -552,6 +553,7 @@ CONTEXT_ROWS: tuple[tuple[dict[str, Any], Callable[[World, str], tuple[str, str,
     (CHANNEL_CHECKS, channel_request),
     (GROUP_CODE_CHECKS, group_code_request),
     (KEYWORD_RULE_CHECKS, keyword_rule_request),
+    (ONEID_CHECKS, oneid_request),
 )
 for checks, _request in CONTEXT_ROWS:
     MATRIX.update({op: Row(method, path, check) for op, (method, path, check) in checks.items()})

@@ -1,4 +1,5 @@
-"""客户 Customers: the list with filters, the 360 page, revealing personal data, and CSV exports."""
+"""客户 Customers: the list with filters, the 360 page, revealing personal data, CSV exports, and OneID: the review
+queue of likely duplicates (疑似重复), the merges with their unmerge, and merging two customers by hand (HQ only)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import FileResponse, HttpResponse, QueryDict
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpResponse, QueryDict
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from siyu.console.decorators import ConsoleRequest, console_view
@@ -16,6 +19,9 @@ from siyu.console.forms import CustomerFilterForm, ExportForm, TimelineFilterFor
 from siyu.console.selectors import customer_360, customer_count, customer_page, timeline_page
 from siyu.core.errors import SiyuError
 from siyu.core.selectors import guide_list, store_list
+from siyu.customers import identity as oneid
+from siyu.customers import selectors as customer_selectors
+from siyu.customers.models import MergeCandidate
 from siyu.customers.selectors import customer_export_get
 from siyu.customers.services import customer_export_download, customer_export_request, customer_reveal
 from siyu.tags.selectors import tag_list
@@ -156,3 +162,109 @@ def customer_export_file(request: ConsoleRequest, export_id: int) -> HttpRespons
         return render(request, "console/message.html", {"message": exc.message}, status=exc.status_code)
     return FileResponse(file.path.open("rb"), as_attachment=True, filename=file.download_name, content_type="text/csv")
 
+
+# -- OneID: the review queue, merges and unmerges (HQ only; the services refuse everyone else with a 403) ----------
+
+ONEID_PAGE = 25
+
+
+@require_GET
+@console_view
+def customer_duplicates(request: ConsoleRequest) -> HttpResponse:
+    """The review queue: pairs of likely duplicates, both sides masked, most likely first."""
+    status = request.GET.get("status") or MergeCandidate.Status.PENDING
+    if status not in MergeCandidate.Status.values:
+        status = MergeCandidate.Status.PENDING
+    qs = customer_selectors.merge_candidate_list(actor=request.actor, status=status)
+    page = Paginator(qs, ONEID_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "rows": customer_selectors.candidate_rows(list(page.object_list)),
+        "status": status,
+        "statuses": MergeCandidate.Status.choices,
+    }
+    return render(request, "console/customers/duplicates.html", context)
+
+
+@require_POST
+@console_view
+def customer_duplicate_action(request: ConsoleRequest, candidate_id: int, action: str) -> HttpResponse:
+    """approve (merge the pair) or reject (never again); answers the pair's row, decided, for htmx to swap in."""
+    if action not in ("approve", "reject"):
+        raise Http404("unknown action")
+    actor = request.actor
+    error = ""
+    try:
+        if action == "approve":
+            oneid.merge_candidate_approve(actor=actor, candidate_id=candidate_id)
+        else:
+            oneid.merge_candidate_reject(actor=actor, candidate_id=candidate_id)
+    except SiyuError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        error = exc.message  # 200 on purpose: htmx swaps only successful answers, and the row must say why
+    candidate = customer_selectors.access_merge_candidate(actor=actor, candidate_id=candidate_id)
+    row = customer_selectors.candidate_rows([candidate])[0]
+    return render(request, "console/customers/_duplicate_row.html", {"row": row, "error": error})
+
+
+@require_POST
+@console_view
+def customer_duplicates_scan(request: ConsoleRequest) -> HttpResponse:
+    """Look through the whole brand for pairs sharing a fuzzy key (after an import)."""
+    found = oneid.merge_candidates_find(actor=request.actor)
+    return render(request, "console/customers/_oneid_message.html", {"level": "success", "found": found})
+
+
+@require_GET
+@console_view
+def customer_merges(request: ConsoleRequest) -> HttpResponse:
+    """Merges, newest first, each with what moved and an unmerge button."""
+    qs = customer_selectors.merge_list(actor=request.actor)
+    page = Paginator(qs, ONEID_PAGE).get_page(request.GET.get("page"))
+    return render(request, "console/customers/merges.html", {"page": page, "merges": list(page.object_list)})
+
+
+@require_POST
+@console_view
+def customer_unmerge_view(request: ConsoleRequest, merge_id: int) -> HttpResponse:
+    error = ""
+    try:
+        oneid.customer_unmerge(actor=request.actor, merge_id=merge_id)
+    except SiyuError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        error = exc.message
+    merge = customer_selectors.access_merge(actor=request.actor, merge_id=merge_id)
+    return render(request, "console/customers/_merge_row.html", {"merge": merge, "error": error})
+
+
+@require_POST
+@console_view
+def customer_merge_view(request: ConsoleRequest, customer_id: int) -> HttpResponse:
+    """Merge this customer with another one, by the other's id (the 360 page's form); answers a message."""
+    other = (request.POST.get("other_id") or "").strip()
+    try:
+        if not other.isdigit() or int(other) == 0:
+            raise SiyuError(gettext("Enter the id of the other customer."), field="other_id")
+        merge = oneid.customer_merge(actor=request.actor, customer_ids=[customer_id, int(other)])
+    except SiyuError as exc:
+        if exc.status_code == 403:
+            raise
+        return render(request, "console/customers/_oneid_message.html", {"level": "error", "error": exc.message})
+    return render(request, "console/customers/_oneid_message.html", {"level": "success", "merge": merge})
+
+
+# Included by siyu/console/urls.py.
+urlpatterns: list[URLPattern] = [
+    path("customers/duplicates/", customer_duplicates, name="customer_duplicates"),
+    path("customers/duplicates/scan/", customer_duplicates_scan, name="customer_duplicates_scan"),
+    path(
+        "customers/duplicates/<int:candidate_id>/<slug:action>/",
+        customer_duplicate_action,
+        name="customer_duplicate_action",
+    ),
+    path("customers/merges/", customer_merges, name="customer_merges"),
+    path("customers/merges/<int:merge_id>/unmerge/", customer_unmerge_view, name="customer_unmerge"),
+    path("customers/<int:customer_id>/merge/", customer_merge_view, name="customer_merge"),
+]

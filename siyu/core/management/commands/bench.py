@@ -18,6 +18,7 @@ BENCHES: dict[str, str] = {
     "console": "siyu.console.bench:run",
     "welcome": "siyu.channels.bench:run",
     "stores": "siyu.storecodes.bench:run",
+    "identity": "siyu.customers.bench:run",
     "keywords": "siyu.tags.bench:run",
 }
 
