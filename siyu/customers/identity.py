@@ -604,12 +604,18 @@ def customer_unmerge(*, actor: Actor, merge_id: int) -> CustomerMerge:
     return merge
 
 
-@transaction.atomic
-def merge_candidate_approve(*, actor: Actor, candidate_id: int) -> CustomerMerge:
-    """An operator confirms a pending pair is one person: merge them (the older survives). HQ only."""
+def _pending_candidate(*, actor: Actor, candidate_id: int) -> MergeCandidate:
+    """The pair, locked, while it still waits for a decision (approve and reject each decide it once)."""
     candidate = access_merge_candidate(actor=actor, candidate_id=candidate_id, for_update=True)
     if candidate.status != MergeCandidate.Status.PENDING:
         raise Conflict(f"merge candidate {candidate_id} was already {candidate.status}", field="candidate_id")
+    return candidate
+
+
+@transaction.atomic
+def merge_candidate_approve(*, actor: Actor, candidate_id: int) -> CustomerMerge:
+    """An operator confirms a pending pair is one person: merge them (the older survives). HQ only."""
+    candidate = _pending_candidate(actor=actor, candidate_id=candidate_id)
     merge = merge_pair(
         actor=actor, a=candidate.customer_a_id, b=candidate.customer_b_id, rule=CustomerMerge.Rule.REVIEW
     )
@@ -627,9 +633,7 @@ def merge_candidate_approve(*, actor: Actor, candidate_id: int) -> CustomerMerge
 @transaction.atomic
 def merge_candidate_reject(*, actor: Actor, candidate_id: int) -> MergeCandidate:
     """An operator says a pending pair are different people: never proposed or merged by a rule again. HQ only."""
-    candidate = access_merge_candidate(actor=actor, candidate_id=candidate_id, for_update=True)
-    if candidate.status != MergeCandidate.Status.PENDING:
-        raise Conflict(f"merge candidate {candidate_id} was already {candidate.status}", field="candidate_id")
+    candidate = _pending_candidate(actor=actor, candidate_id=candidate_id)
     candidate.status, candidate.decided_by_id, candidate.decided_at = (
         MergeCandidate.Status.REJECTED,
         actor.user_id,
