@@ -19,13 +19,9 @@ from rich.table import Table
 
 from siyu.core import pii
 from siyu.core.models import Membership, Role, Tenant
+from siyu.core.stack import percentile
 from siyu.customers.models import Customer
 from siyu.tags.models import Tag
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run(options: dict[str, Any], console: Console) -> None:
@@ -72,7 +68,7 @@ def run(options: dict[str, Any], console: Console) -> None:
                     membership.role,
                     label,
                     f"{statistics.median(timings):.1f}",
-                    f"{_percentile(timings, 0.95):.1f}",
+                    f"{percentile(sorted(timings), 0.95):.1f}",
                     f"{max(timings):.1f}",
                 )
                 progress.advance(job)

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from siyu.core.hours import parse_hours, spans_open, week_spans
 from siyu.core.models import Region, Store, Tenant
+from siyu.core.stack import percentile
 from siyu.storecodes.geo import Point, haversine_m
 from siyu.storecodes.selectors import store_locate
 
@@ -43,11 +44,6 @@ HOURS = [parse_hours(text) for text in (
     "mon-wed 18:00-24:00; thu-sat 18:00-02:00; sun closed", "daily 24h", "daily 07:00-11:00, 16:00-23:00",
 )]  # fmt: skip
 TEMPORARILY_CLOSED = 0.02
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _build(tenant: Tenant, region: Region, count: int, rng: random.Random, progress: Progress) -> list[Store]:
@@ -151,16 +147,16 @@ def run(options: dict[str, Any], console: Console) -> None:
         table.add_row(
             "store_locate",
             f"{statistics.median(timings):.2f}",
-            f"{_percentile(timings, 0.95):.2f}",
-            f"{_percentile(timings, 0.99):.2f}",
+            f"{percentile(sorted(timings), 0.95):.2f}",
+            f"{percentile(sorted(timings), 0.99):.2f}",
             f"{max(timings):.2f}",
             f"{n_lookups / elapsed:,.0f}",
         )
         table.add_row(
             "brute force (Python scan)",
             f"{statistics.median(brute):.2f}",
-            f"{_percentile(brute, 0.95):.2f}",
-            f"{_percentile(brute, 0.99):.2f}",
+            f"{percentile(sorted(brute), 0.95):.2f}",
+            f"{percentile(sorted(brute), 0.99):.2f}",
             f"{max(brute):.2f}",
             f"{1000 / statistics.mean(brute):,.0f}",
         )
