@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
@@ -37,6 +38,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--bind", default=os.environ.get("SIYU_BIND", "127.0.0.1:8000"))
         parser.add_argument("--workers", type=int, default=int(os.environ.get("SIYU_WEB_WORKERS", "2")))
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=int(os.environ.get("SIYU_WEB_THREADS", "16")),
+            help="request threads per web worker; each holds a database connection, so PostgreSQL needs about "
+            "workers × (threads + 2) connections for the web server",
+        )
         parser.add_argument("--no-worker", action="store_true", help="do not start the job worker")
         parser.add_argument(
             "--server",
@@ -60,13 +68,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not 1 <= options["threads"] <= 256:
+            raise CommandError("--threads must be from 1 to 256")
+        try:
+            has_keys = bool(settings.SECRET_KEY)
+        except ImproperlyConfigured:  # Django refuses to read an empty SECRET_KEY
+            has_keys = False
+        if not has_keys:
+            # Every page would answer 500 (sessions, CSRF and the PII keys need it): say what to do instead.
+            raise CommandError("no secret keys: run `siyu init-keys` first (make demo does), or set SIYU_SECRET_KEY")
         executor = MigrationExecutor(connection)
         if executor.migration_plan(executor.loader.graph.leaf_nodes()):
             # Every page and job would fail on a missing table; say what to do instead.
             raise CommandError("the database is not fully migrated: run `siyu migrate` first")
         call_command("collectstatic", interactive=False, verbosity=0)
         bind = options["bind"]
-        web = _web_argv(options["server"], bind, options["workers"])
+        web = _web_argv(options["server"], bind, options["workers"], options["threads"])
         procs = [subprocess.Popen(web)]  # noqa: S603 - fixed argv, no shell
         # The immediate backend runs jobs in the web process: a worker would have nothing to do.
         if not options["no_worker"] and needs_worker():
@@ -159,18 +176,18 @@ def _wait_for(url: str, procs: list[subprocess.Popen[bytes]], what: str, timeout
         raise SystemExit(str(exc)) from None
 
 
-def _web_argv(server: str, bind: str, workers: int) -> list[str]:
+def _web_argv(server: str, bind: str, workers: int, threads: int = 16) -> list[str]:
     """The production server's command line for siyu.wsgi:application on `bind` (host:port)."""
     host, _, port = bind.rpartition(":")
     if server == "granian":
         return [
             sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host or "127.0.0.1", "--port", port,
-            "--workers", str(workers), "--blocking-threads", "16", "--backlog", "2048", "--no-ws", "--access-log",
-            "siyu.wsgi:application",
+            "--workers", str(workers), "--blocking-threads", str(threads), "--backlog", "2048", "--no-ws",
+            "--access-log", "siyu.wsgi:application",
         ]  # fmt: skip
     return [
         sys.executable, "-m", "gunicorn", "siyu.wsgi:application", "--bind", bind, "--workers", str(workers),
-        "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5",
+        "--threads", str(min(threads, 4)), "--access-logfile", "-", "--graceful-timeout", "5",
         # gunicorn >= 25 opens ~/.gunicorn/gunicorn.ctl by default; two servers (siyu + emulator) would clash.
         "--no-control-socket",
     ]  # fmt: skip
