@@ -91,9 +91,9 @@ def test_every_operation_is_documented(document: dict[str, Any]) -> None:
                 assert "422" in errors, f"{method} {path}"
             if "requestBody" in operation:
                 assert "400" in errors, f"{method} {path}"
-    # 23 before acquisition; + channel codes (12), group codes (16), store codes (7), fission campaigns (11),
-    # keyword rules (5), OneID merges and review queue (7)
-    assert len(operation_ids) == len(set(operation_ids)) == 23 + 12 + 16 + 7 + 11 + 5 + 7
+    # Every operation also needs its row in the authorisation matrix (test_matrix_covers_every_operation), which
+    # is where a new endpoint is reviewed; here only that the ids are unique, as generated clients need.
+    assert len(operation_ids) == len(set(operation_ids)) > 80
 
 
 def test_enums_have_distinct_names(document: dict[str, Any]) -> None:

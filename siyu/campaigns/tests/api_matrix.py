@@ -225,3 +225,7 @@ def campaign_request(world: World, operation_id: str) -> tuple[str, str, Any]:
         "campaign_participant_review": {"approve": True},
     }
     return method.upper(), url, bodies.get(operation_id)
+
+
+# Found by siyu/api/tests/test_authorization.py: (operation checks, a request HQ can make for each).
+API_MATRIX = ((CAMPAIGN_CHECKS, campaign_request),)

@@ -479,3 +479,7 @@ def channel_request(world: World, operation_id: str) -> tuple[str, str, Any]:
         "welcome_message_save": {"scope": "default", "text": "欢迎光临"},
     }
     return method.upper(), url, bodies.get(operation_id)
+
+
+# Found by siyu/api/tests/test_authorization.py: (operation checks, a request HQ can make for each).
+API_MATRIX = ((CHANNEL_CHECKS, channel_request),)

@@ -198,3 +198,7 @@ def oneid_request(world: World, operation_id: str) -> tuple[str, str, Any]:
     url = path.format(merge_id=f.merge.id, candidate_id=(f.reject if "reject" in operation_id else f.approve).id)
     body = {"customer_ids": [c.id for c in f.to_merge]} if operation_id == "customer_merge" else None
     return method.upper(), url, body
+
+
+# Found by siyu/api/tests/test_authorization.py: (operation checks, a request HQ can make for each).
+API_MATRIX = ((ONEID_CHECKS, oneid_request),)

@@ -539,3 +539,7 @@ def group_code_request(world: World, operation_id: str) -> tuple[str, str, Any]:
                                    "ends_on": ENDS.isoformat(), "sources": [{"name": "老群", "member_count": 50}]},
     }  # fmt: skip
     return method.upper(), url, bodies.get(operation_id)
+
+
+# Found by siyu/api/tests/test_authorization.py: (operation checks, a request HQ can make for each).
+API_MATRIX = ((GROUP_CODE_CHECKS, group_code_request),)

@@ -152,3 +152,7 @@ def store_code_request(world: World, operation_id: str) -> tuple[str, str, Any]:
     if operation_id == "store_code_locate":
         url += "?lat=30.27&lng=120.15"
     return method.upper(), url, bodies.get(operation_id)
+
+
+# Found by siyu/api/tests/test_authorization.py: (operation checks, a request HQ can make for each).
+API_MATRIX = ((STORE_CODE_CHECKS, store_code_request),)

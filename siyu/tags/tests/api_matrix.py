@@ -140,3 +140,7 @@ def keyword_rule_request(world: World, operation_id: str) -> tuple[str, str, Any
         "keyword_rule_update": {"enabled": False},
     }
     return method.upper(), url, bodies.get(operation_id)
+
+
+# Found by siyu/api/tests/test_authorization.py: (operation checks, a request HQ can make for each).
+API_MATRIX = ((KEYWORD_RULE_CHECKS, keyword_rule_request),)
