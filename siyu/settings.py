@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "siyu.channels",
     "siyu.storecodes",
     "siyu.campaigns",
+    "siyu.privacy",
+    "siyu.leads",
     "siyu.wecom",
     "siyu.emulator",
     "siyu.api",

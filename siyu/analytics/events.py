@@ -24,6 +24,7 @@ EVENT_TYPES: dict[str, EventType] = {
     for e in (
         EventType("customer.created", _("Customer created"), ("source",)),
         EventType("customer.updated", _("Profile updated"), ("fields",)),
+        EventType("customer.stage_changed", _("Lifecycle stage changed"), ("from", "to", "by")),
         EventType("contact.added", _("Added a guide"), ("guide_id", "add_way")),
         EventType("contact.deleted_by_customer", _("Deleted the guide"), ("guide_id",)),
         EventType("contact.deleted_by_guide", _("Removed by the guide"), ("guide_id",)),

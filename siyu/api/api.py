@@ -24,8 +24,12 @@ from siyu.api.routers import (
     group_codes,
     inheritance,
     keyword_rules,
+    leads,
+    lifecycle,
     me,
     org,
+    privacy,
+    segments,
     storecodes,
     tags,
 )
@@ -85,6 +89,10 @@ api.add_router("", group_codes.router)
 api.add_router("", storecodes.router)
 api.add_router("", campaigns.router)
 api.add_router("", keyword_rules.router)
+api.add_router("", segments.router)
+api.add_router("", lifecycle.router)
+api.add_router("", privacy.router)
+api.add_router("", leads.router)
 
 
 def _error(request: HttpRequest, status: int, detail: str, field: str | None = None, **extra: Any) -> HttpResponse:

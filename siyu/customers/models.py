@@ -57,6 +57,8 @@ class Customer(TenantOwned):
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     merged_at = models.DateTimeField(null=True, blank=True)
+    # A stage set by hand holds until then: the automatic rules (siyu.customers.lifecycle) leave the customer alone.
+    stage_held_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -275,3 +277,57 @@ class MergeCandidate(TenantOwned):
             ),
         ]
         indexes = [models.Index(fields=["tenant", "status", "-score", "-id"], name="merge_candidate_queue")]
+
+
+class LifecycleConfig(TenantOwned):
+    """A brand's lifecycle settings (生命周期配置): how each stage is shown, and the thresholds of the rules.
+
+    `stages` lists every LifecycleStage in display order as {"stage", "name", "color", "enabled"}; a disabled stage
+    has no kanban column and the rules move nobody into it. The rules (siyu.customers.lifecycle) run when
+    `next_run_at` has passed (nightly) or on "run now".
+    """
+
+    stages = models.JSONField(default=list, blank=True)
+    engaged_days = models.PositiveIntegerField(default=30)
+    dormant_days = models.PositiveIntegerField(default=90)
+    lost_days = models.PositiveIntegerField(default=180)
+    hold_days = models.PositiveIntegerField(default=30)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_moved = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="lifecycle_config_tenant")]
+
+
+class LossAlert(TenantOwned):
+    """A lost friendship (流失提醒): the customer deleted the guide, or the guide deleted the customer.
+
+    One row per ended follow relation and end time, so a retried callback never alerts twice. `last_interaction_*`
+    is the customer's last interaction before the loss, from the timeline. `notified_at` is set once the guide and
+    the store manager have been sent the WeCom app message.
+    """
+
+    class Kind(models.TextChoices):
+        DELETED_BY_CUSTOMER = "deleted_by_customer", _("Customer deleted the guide")
+        DELETED_BY_GUIDE = "deleted_by_guide", _("Guide deleted the customer")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    relation = models.ForeignKey(FollowRelation, on_delete=models.CASCADE, related_name="+")
+    guide = models.ForeignKey(Guide, on_delete=models.PROTECT, related_name="+")
+    store = models.ForeignKey("core.Store", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    last_interaction_at = models.DateTimeField(null=True, blank=True)
+    last_interaction_type = models.CharField(max_length=64, blank=True, default="")
+    notified_at = models.DateTimeField(null=True, blank=True)
+    notify_error = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["relation", "occurred_at"], name="loss_alert_once")]
+        indexes = [
+            models.Index(fields=["tenant", "-occurred_at", "-id"], name="loss_alert_recent"),
+            models.Index(fields=["tenant", "guide", "-occurred_at"], name="loss_alert_guide"),
+        ]

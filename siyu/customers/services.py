@@ -31,6 +31,8 @@ from siyu.core.services import audit_record
 from siyu.core.validation import clean_text
 from siyu.customers import cleaning
 from siyu.customers import identity as oneid
+from siyu.customers.alerts import loss_alert_raise
+from siyu.customers.lifecycle import customer_stage_move
 from siyu.customers.models import Customer, CustomerExport, FollowRelation, Gender, Identity, LifecycleStage
 from siyu.customers.selectors import (
     ExportFile,
@@ -257,8 +259,9 @@ def customer_update(*, actor: Actor, customer_id: int, changes: dict[str, Any]) 
         customer.gender = _clean_choice(changes["gender"], Gender.values, "gender")
     if "city" in changes:
         customer.city = _clean_city(changes["city"] or "")
+    stage = None
     if "lifecycle_stage" in changes:
-        customer.lifecycle_stage = _clean_choice(changes["lifecycle_stage"], LifecycleStage.values, "lifecycle_stage")
+        stage = _clean_choice(changes["lifecycle_stage"], LifecycleStage.values, "lifecycle_stage")
     if "intent_level" in changes:
         level = changes["intent_level"]
         if not isinstance(level, int) or not 0 <= level <= 5:
@@ -273,6 +276,9 @@ def customer_update(*, actor: Actor, customer_id: int, changes: dict[str, Any]) 
     customer.save()
     if _MATCHED & set(changes):
         oneid.candidates_propose_for(customer)
+    if stage is not None and stage != customer.lifecycle_stage:
+        # A stage set by hand is a kanban move: held against the rules, with its own event and audit row.
+        customer = customer_stage_move(actor=actor, customer_id=customer.id, stage=stage)
     fields = sorted(changes)
     event_record(
         tenant_id=actor.tenant_id,
@@ -367,6 +373,7 @@ def follow_relation_delete(
         occurred_at=now,
         properties={"guide_id": guide_id},
     )
+    loss_alert_raise(relation=relation, at=now)
     return relation
 
 

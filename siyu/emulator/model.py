@@ -396,6 +396,8 @@ class Corp:
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
     # What the app sent through send_welcome_msg, for tests and the demo to look at (WeCom shows it in the chat).
     welcome_messages: list[dict[str, Any]] = field(default_factory=list)
+    # What the app sent through message/send (application messages to members), for tests and the demo.
+    app_messages: list[dict[str, Any]] = field(default_factory=list)
     media: dict[str, Media] = field(default_factory=dict)  # temporary media by media_id (media/upload)
     group_msgs: dict[str, GroupMsg] = field(default_factory=dict)
     join_ways: dict[str, JoinWay] = field(default_factory=dict)

@@ -134,3 +134,86 @@ class ChatArchiveCursor(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.corp_id}@{self.seq}"
+
+
+class TagPush(TenantOwned):
+    """An outbox row (标签推送): a change in siyu's tag catalogue or on a customer's tags that WeCom must learn.
+
+    Written in the same transaction as the change, so a change is pushed if and only if it committed; delivered by
+    `siyu.tags.push` (a job after commit, and the worker's sweep for rows whose job was lost or that wait out a
+    backoff). `catalogue`: make WeCom's corp tag group match the siyu group (creating, renaming, reordering);
+    `delete`: delete corp tags/groups by WeCom id; `mark`: mark/unmark tags on a customer for each active follow
+    relation. While a row is pending, WeCom's view of that group or customer is older than siyu's, so inbound sync
+    leaves them alone (the echo guard).
+    """
+
+    class Kind(models.TextChoices):
+        CATALOGUE = "catalogue", _("Tag group")
+        DELETE = "delete", _("Delete")
+        MARK = "mark", _("Customer tags")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    group = models.ForeignKey(TagGroup, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    add_tag_ids = models.JSONField(default=list, blank=True)  # siyu tag ids to mark
+    remove_wecom_ids = models.JSONField(default=list, blank=True)  # WeCom tag ids to unmark (kept: the tag may go)
+    wecom_group_ids = models.JSONField(default=list, blank=True)  # delete: WeCom group ids
+    wecom_tag_ids = models.JSONField(default=list, blank=True)  # delete: WeCom tag ids
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_try_at = models.DateTimeField()
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_try_at"], name="tag_push_due")]
+        ordering = ["id"]
+
+
+class TagRule(TenantOwned):
+    """An automatic tagging rule (自动打标规则): customers who match it carry its tag(s), recorded with its label.
+
+    Kinds: behaviour (an event type at least n times within d days), purchase (a product series bought), RFM
+    (recency / frequency / monetary bands, one tag per band) and member tier (the latest member.tier_changed event).
+    A run adds its tags to customers who now match and removes from those who no longer do only the tags it
+    applied itself. `next_run_at` is when the nightly recompute is due: the worker's sweep runs rules past it, so a
+    restart loses no night.
+    """
+
+    class Kind(models.TextChoices):
+        BEHAVIOUR = "behaviour", _("Behaviour")
+        PURCHASE = "purchase", _("Purchase")
+        RFM = "rfm", _("RFM")
+        TIER = "tier", _("Member tier")
+
+    name = models.CharField(max_length=50)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, null=True, blank=True, related_name="tag_rules")
+    params = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_matched = models.PositiveIntegerField(default=0)
+    last_added = models.PositiveIntegerField(default=0)
+    last_removed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="tag_rule_name_unique")]
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="tag_rule_due")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def label(self) -> str:
+        """What a customer tag it applied records as its rule."""
+        return f"tag_rule:{self.id}"

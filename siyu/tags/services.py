@@ -21,6 +21,7 @@ from siyu.customers.models import Identity
 from siyu.customers.selectors import access_customer, customer_ids_by_identity
 from siyu.groups.services import group_invites_on_tags
 from siyu.tags import keywords as matching
+from siyu.tags import push
 from siyu.tags.models import ChatArchiveCursor, CustomerTag, KeywordRule, Tag, TagGroup, TagSource
 from siyu.tags.selectors import (
     access_keyword_rule,
@@ -60,6 +61,7 @@ def tag_group_create(*, actor: Actor, name: str, order: int = 0, tags: list[str]
     group = TagGroup.objects.create(tenant_id=actor.tenant_id, name=name, order=order)
     Tag.objects.bulk_create([Tag(tenant_id=actor.tenant_id, group=group, name=t) for t in tag_names])
     audit_record(actor=actor, action="tag_group.create", target_type="tag_group", target_id=group.id)
+    push.push_catalogue(tenant_id=actor.tenant_id, group_id=group.id)
     return group
 
 
@@ -73,7 +75,113 @@ def tag_create(*, actor: Actor, group_id: int, name: str, order: int = 0) -> Tag
     order = clean_order(order)
     tag = Tag.objects.create(tenant_id=actor.tenant_id, group=group, name=name, order=order)
     audit_record(actor=actor, action="tag.create", target_type="tag", target_id=tag.id)
+    push.push_catalogue(tenant_id=actor.tenant_id, group_id=group.id)
     return tag
+
+
+@transaction.atomic
+def tag_group_update(*, actor: Actor, group_id: int, name: str | None = None, order: int | None = None) -> TagGroup:
+    """Rename or reorder a tag group (标签组) (HQ only); WeCom follows through the outbox."""
+    _require_hq(actor)
+    group = access_tag_group(actor=actor, group_id=group_id)
+    updates: dict[str, object] = {}
+    if name is not None:
+        updates["name"] = _clean_tag_name(name, "name")
+    if order is not None:
+        updates["order"] = clean_order(order)
+    dirty = [k for k, v in updates.items() if getattr(group, k) != v]
+    if not dirty:
+        return group
+    if "name" in dirty and TagGroup.objects.filter(tenant_id=actor.tenant_id, name=updates["name"]).exists():
+        raise Conflict(f"tag group {updates['name']!r} already exists", field="name")
+    before = {k: getattr(group, k) for k in dirty}
+    for k in dirty:
+        setattr(group, k, updates[k])
+    try:
+        with transaction.atomic():
+            group.save(update_fields=dirty)
+    except IntegrityError as exc:  # a concurrent rename to the same name
+        raise Conflict(f"tag group {group.name!r} already exists", field="name") from exc
+    audit_record(
+        actor=actor,
+        action="tag_group.update",
+        target_type="tag_group",
+        target_id=group.id,
+        detail={"before": before, "after": {k: updates[k] for k in dirty}},
+    )
+    push.push_catalogue(tenant_id=actor.tenant_id, group_id=group.id)
+    return group
+
+
+@transaction.atomic
+def tag_group_delete(*, actor: Actor, group_id: int) -> int:
+    """Delete a tag group with its tags (HQ only), taking them off every customer; returns how many customer tags
+    went (audited). WeCom deletes the corp group through the outbox."""
+    _require_hq(actor)
+    group = access_tag_group(actor=actor, group_id=group_id)
+    carried = CustomerTag.objects.filter(tenant_id=actor.tenant_id, tag__group=group).count()
+    orphan_tag_ids = (
+        []
+        if group.wecom_group_id
+        else list(Tag.objects.filter(group=group).exclude(wecom_tag_id="").values_list("wecom_tag_id", flat=True))
+    )
+    detail = {"name": group.name, "customer_tags": carried, "wecom_group_id": group.wecom_group_id}
+    push.push_delete(tenant_id=actor.tenant_id, wecom_group_ids=[group.wecom_group_id], wecom_tag_ids=orphan_tag_ids)
+    group.delete()
+    audit_record(actor=actor, action="tag_group.delete", target_type="tag_group", target_id=group_id, detail=detail)
+    return carried
+
+
+@transaction.atomic
+def tag_update(*, actor: Actor, tag_id: int, name: str | None = None, order: int | None = None) -> Tag:
+    """Rename or reorder a tag (HQ only); names stay unique in the group. WeCom follows through the outbox."""
+    _require_hq(actor)
+    tag = access_tag(actor=actor, tag_id=tag_id)
+    updates: dict[str, object] = {}
+    if name is not None:
+        updates["name"] = _clean_tag_name(name, "name")
+    if order is not None:
+        updates["order"] = clean_order(order)
+    dirty = [k for k, v in updates.items() if getattr(tag, k) != v]
+    if not dirty:
+        return tag
+    if "name" in dirty and Tag.objects.filter(group_id=tag.group_id, name=updates["name"]).exists():
+        raise Conflict(f"tag {updates['name']!r} already exists in this group", field="name")
+    before = {k: getattr(tag, k) for k in dirty}
+    for k in dirty:
+        setattr(tag, k, updates[k])
+    try:
+        with transaction.atomic():
+            tag.save(update_fields=dirty)
+    except IntegrityError as exc:
+        raise Conflict(f"tag {tag.name!r} already exists in this group", field="name") from exc
+    audit_record(
+        actor=actor,
+        action="tag.update",
+        target_type="tag",
+        target_id=tag.id,
+        detail={"before": before, "after": {k: updates[k] for k in dirty}},
+    )
+    push.push_catalogue(tenant_id=actor.tenant_id, group_id=tag.group_id)
+    return tag
+
+
+@transaction.atomic
+def tag_delete(*, actor: Actor, tag_id: int) -> int:
+    """Delete a tag (HQ only), taking it off every customer; returns how many customers had it (audited).
+    WeCom deletes the corp tag through the outbox (and with it the marks on the customers)."""
+    _require_hq(actor)
+    tag = access_tag(actor=actor, tag_id=tag_id)
+    carried = CustomerTag.objects.filter(tenant_id=actor.tenant_id, tag=tag).count()
+    detail = {"name": tag.name, "group_id": tag.group_id, "customer_tags": carried, "wecom_tag_id": tag.wecom_tag_id}
+    push.push_delete(tenant_id=actor.tenant_id, wecom_tag_ids=[tag.wecom_tag_id])
+    tag.delete()
+    audit_record(actor=actor, action="tag.delete", target_type="tag", target_id=tag_id, detail=detail)
+    return carried
+
+
+# Tags WeCom already carries: those it reported, and a channel code's, which siyu.channels marks on the add itself.
+NOT_MARKED = frozenset({TagSource.WECOM, TagSource.CHANNEL})
 
 
 @transaction.atomic
@@ -121,6 +229,8 @@ def customer_tag_add(
     )
     # Invitations to group codes by tag (群活码 rules) are decided after commit, in a job.
     group_invites_on_tags(tenant_id=actor.tenant_id, pairs=[(customer.id, tag.id)])
+    if source not in NOT_MARKED:
+        push.push_marks(tenant_id=actor.tenant_id, add={customer.id: [tag.id]})
     return row
 
 
@@ -137,6 +247,7 @@ def customer_tag_remove(*, actor: Actor, customer_id: int, tag_id: int) -> bool:
             actor_id=actor.user_id,
             properties={"tag_id": tag.id, "tag": tag.name},
         )
+        push.push_marks(tenant_id=actor.tenant_id, remove={customer.id: [tag.id]})
     return bool(deleted)
 
 
@@ -157,7 +268,7 @@ class WeComTagInput:
 @transaction.atomic
 def tag_group_upsert_wecom(
     *, actor: Actor, wecom_group_id: str, name: str, order: int = 0, tags: Sequence[WeComTagInput] = ()
-) -> TagGroup:
+) -> TagGroup | None:
     """Mirror a WeCom corp tag group and the given tags of it, matched by WeCom id, else adopting by name.
 
     Idempotent: a second call with the same data changes nothing and writes no audit row. Tags not listed are
@@ -165,10 +276,19 @@ def tag_group_upsert_wecom(
     """
     _require_hq(actor)
     name = _clean_tag_name(name, "name")
+    # Echo guard: what siyu deleted and WeCom has not deleted yet is not brought back (None: nothing mirrored).
+    gone_groups, gone_tags = push.pending_deletions(tenant_id=actor.tenant_id)
+    if wecom_group_id in gone_groups:
+        return None
+    tags = [t for t in tags if t.wecom_tag_id not in gone_tags]
     groups = TagGroup.objects.select_for_update().filter(tenant_id=actor.tenant_id)
     # A group siyu created by hand and WeCom reported back under the same name is one group, not two.
     group = groups.filter(wecom_group_id=wecom_group_id).first() or groups.filter(name=name, wecom_group_id="").first()
     changed: list[str] = []
+    if group is not None and group.id in push.pending_group_ids(tenant_id=actor.tenant_id):
+        # Echo guard: siyu changed this group and WeCom has not received it yet, so what WeCom reports is older
+        # than siyu's; the pending push will make them agree (and link WeCom's ids).
+        return group
     if group is None:
         if groups.filter(name=name).exists():
             raise Conflict(f"tag group {name!r} is linked to another WeCom group", field="name")
@@ -298,7 +418,10 @@ def customer_tags_sync_wecom(
     when = at or timezone.now()
     wecom_ids = {w for ids in desired.values() for w in ids}
     tags = {t.wecom_tag_id: t for t in Tag.objects.filter(tenant_id=actor.tenant_id, wecom_tag_id__in=wecom_ids)}
-    customer_ids = sorted(desired)
+    # Echo guard: customers whose siyu tag changes WeCom has not received yet are left as they are (WeCom's view of
+    # them is older); once the marks are delivered, WeCom reports what siyu has and nothing flaps.
+    in_flight = push.pending_mark_customer_ids(tenant_id=actor.tenant_id, customer_ids=desired)
+    customer_ids = sorted(c for c in desired if c not in in_flight)
     partial = set(add_only)
     new_rows: list[CustomerTag] = []
     stale: list[tuple[int, int, int]] = []  # (customer tag id, customer id, tag id)

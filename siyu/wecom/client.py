@@ -597,6 +597,26 @@ class WeComClient:
         data = self.call("POST", "externalcontact/add_corp_tag", body=body, idempotent=False)
         return cast(CorpTagGroup, data["tag_group"])
 
+    def corp_tag_edit(self, *, id: str, name: str = "", order: int | None = None) -> None:
+        """externalcontact/edit_corp_tag: rename or reorder a corp tag or tag group by its id (idempotent)."""
+        body: dict[str, Any] = {"id": id}
+        if name:
+            body["name"] = name
+        if order is not None:
+            body["order"] = order
+        self.call("POST", "externalcontact/edit_corp_tag", body=body)
+
+    def corp_tag_delete(self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()) -> None:
+        """externalcontact/del_corp_tag: delete corp tags and/or whole groups (a group goes with its last tag)."""
+        if not tag_ids and not group_ids:
+            raise ValueError("give tags or groups to delete")
+        body: dict[str, Any] = {}
+        if tag_ids:
+            body["tag_id"] = list(tag_ids)
+        if group_ids:
+            body["group_id"] = list(group_ids)
+        self.call("POST", "externalcontact/del_corp_tag", body=body)
+
     def mark_tag(
         self, *, userid: str, external_userid: str, add_tag: Sequence[str] = (), remove_tag: Sequence[str] = ()
     ) -> None:
@@ -721,6 +741,15 @@ class WeComClient:
     def contact_way_delete(self, config_id: str) -> None:
         """externalcontact/del_contact_way. Deleting one already gone answers 41044 (invalid config_id)."""
         self.call("POST", "externalcontact/del_contact_way", body={"config_id": config_id})
+
+    # Application messages (message/send): alerts to members, e.g. a lost customer.
+
+    def message_send_text(self, *, agentid: int, userids: Sequence[str], content: str) -> list[str]:
+        """message/send a text to members by userid; returns the userids WeCom did not know (invaliduser).
+        Not idempotent: a retry after a lost answer may deliver twice, so it is not retried on a timeout."""
+        body = {"touser": "|".join(userids), "msgtype": "text", "agentid": agentid, "text": {"content": content}}
+        data = self.call("POST", "message/send", body=body, idempotent=False)
+        return [u for u in str(data.get("invaliduser") or "").split("|") if u]
 
     # Welcome messages (wecom-api.md §4.4).
 

@@ -3,6 +3,7 @@ queue of likely duplicates (疑似重复), the merges with their unmerge, and me
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,19 +12,32 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
+from siyu.analytics.events import EVENT_TYPES
+from siyu.analytics.selectors import timeline_for_customer
 from siyu.console.decorators import ConsoleRequest, console_view
 from siyu.console.forms import CustomerFilterForm, ExportForm, TimelineFilterForm
-from siyu.console.selectors import customer_360, customer_count, customer_page, timeline_page
+from siyu.console.selectors import (
+    TIMELINE_PAGE,
+    TimelineEntry,
+    customer_360,
+    customer_count,
+    customer_page,
+    describe_event,
+)
 from siyu.core.errors import SiyuError
 from siyu.core.selectors import guide_list, store_list
 from siyu.customers import identity as oneid
+from siyu.customers import lifecycle
 from siyu.customers import selectors as customer_selectors
-from siyu.customers.models import MergeCandidate
-from siyu.customers.selectors import customer_export_get
+from siyu.customers.models import LifecycleStage, MergeCandidate
+from siyu.customers.selectors import access_customer, customer_export_get, follow_relations_for
 from siyu.customers.services import customer_export_download, customer_export_request, customer_reveal
+from siyu.groups.selectors import groups_of_customer
 from siyu.tags.selectors import tag_list
 
 
@@ -84,23 +98,57 @@ def customer_total(request: ConsoleRequest) -> HttpResponse:
     return render(request, "console/customers/_total.html", {"total": total})
 
 
+def _day(value: str | None) -> dt.date | None:
+    try:
+        return parse_date(value or "")
+    except ValueError:
+        return None
+
+
+def _stage_detail(props: dict[str, Any]) -> str:
+    labels = dict(LifecycleStage.choices)
+    by = gettext("by hand") if props.get("by") == "hand" else gettext("by rule")
+    return f"{labels.get(props.get('from'), '?')} → {labels.get(props.get('to'), '?')} · {by}"
+
+
 def _timeline_context(
     request: ConsoleRequest, customer_id: int, guide_names: dict[int, str] | None = None
 ) -> dict[str, Any]:
+    """One page of the timeline, filtered by event type and by a date range (since/until, days inclusive)."""
+    actor = request.actor
     form = TimelineFilterForm(request.GET)
     event_type = form.valid_data().get("type") or ""
-    page, entries = timeline_page(
-        actor=request.actor,
-        customer_id=customer_id,
-        types=[event_type] if event_type else None,
-        page=request.GET.get("page"),
-        guide_names=guide_names,
-    )
+    since, until = _day(request.GET.get("since")), _day(request.GET.get("until"))
+    customer = access_customer(actor=actor, customer_id=customer_id)
+    if guide_names is None:
+        guide_names = {r.guide_id: r.guide.name for r in follow_relations_for(actor=actor, customer_id=customer.id)}
+    events = timeline_for_customer(actor=actor, customer_id=customer.id, types=[event_type] if event_type else None)
+    tz = timezone.get_current_timezone()
+    if since:
+        events = events.filter(occurred_at__gte=dt.datetime.combine(since, dt.time.min, tzinfo=tz))
+    if until:
+        events = events.filter(
+            occurred_at__lt=dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+        )
+    page = Paginator(events, TIMELINE_PAGE).get_page(request.GET.get("page"))
+    entries = [
+        TimelineEntry(
+            event=e,
+            label=str(EVENT_TYPES[e.type].label) if e.type in EVENT_TYPES else e.type,
+            detail=_stage_detail(e.properties or {})
+            if e.type == "customer.stage_changed"
+            else describe_event(e, guide_names),
+        )
+        for e in page.object_list
+    ]
+    query = {k: v for k, v in (("type", event_type), ("since", since), ("until", until)) if v}
     return {
         "customer_id": customer_id,
         "timeline_form": form,
         "timeline_errors": form.error_messages_by_field(),
-        "timeline_query": urlencode({"type": event_type}) if event_type else "",
+        "timeline_query": urlencode(query),
+        "timeline_since": since,
+        "timeline_until": until,
         "page": page,
         "entries": entries,
     }
@@ -109,9 +157,21 @@ def _timeline_context(
 @require_GET
 @console_view
 def customer_detail(request: ConsoleRequest, customer_id: int) -> HttpResponse:
-    view = customer_360(actor=request.actor, customer_id=customer_id)
+    actor = request.actor
+    view = customer_360(actor=actor, customer_id=customer_id)
     context = _timeline_context(request, customer_id, guide_names=view.guide_names)
-    return render(request, "console/customers/detail.html", {**context, "view": view, "customer": view.customer})
+    config = lifecycle.lifecycle_config_get(tenant_id=actor.tenant_id)
+    names = {st.stage: st.name for st in lifecycle.stage_settings(config)}
+    held = view.customer.stage_held_until
+    extra = {
+        "groups": list(groups_of_customer(actor=actor, customer_id=customer_id).select_related("owner")),
+        "stage_name": names.get(view.customer.lifecycle_stage, view.customer.get_lifecycle_stage_display()),
+        "stage_held_until": held if held and held > timezone.now() else None,
+        "last_order": view.orders[0] if view.orders else None,
+    }
+    return render(
+        request, "console/customers/detail.html", {**context, **extra, "view": view, "customer": view.customer}
+    )
 
 
 @require_GET

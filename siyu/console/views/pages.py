@@ -13,7 +13,6 @@ from siyu.console.forms import AuditFilterForm, OrderFilterForm
 from siyu.console.navigation import UPCOMING
 from siyu.console.selectors import analytics_report, order_page, org_tree, yuan
 from siyu.core.selectors import audit_list
-from siyu.tags.selectors import tag_customer_counts, tag_group_list
 
 AUDIT_PAGE = 50
 
@@ -39,14 +38,6 @@ def order_list(request: ConsoleRequest) -> HttpResponse:
     }
     template = "console/orders/_results.html" if request.htmx else "console/orders/list.html"
     return render(request, template, context)
-
-
-@require_GET
-@console_view
-def tag_list(request: ConsoleRequest) -> HttpResponse:
-    counts = tag_customer_counts(actor=request.actor)
-    groups = [(g, [(t, counts.get(t.id, 0)) for t in g.tags.all()]) for g in tag_group_list(actor=request.actor)]
-    return render(request, "console/tags.html", {"groups": groups})
 
 
 @require_GET

@@ -71,6 +71,7 @@ def load_routes() -> dict[str, Route]:
         groupmsg,
         join_way,
         media,
+        message,
         moments,
         org,
         tags,

@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "stores": "siyu.storecodes.bench:run",
     "identity": "siyu.customers.bench:run",
     "keywords": "siyu.tags.bench:run",
+    "segments": "siyu.analytics.bench:run",
 }
 
 

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from argparse import ArgumentParser
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -47,30 +48,52 @@ logger = logging.getLogger("siyu.worker")
 def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
     """One pass of the recovery sweep (see the module docstring); logs what it found, raises nothing."""
     # `worker` is a composition root, like `serve`: it may call into the contexts whose work it recovers.
+    from siyu.analytics.services import segment_refresh_due
     from siyu.campaigns.services import fission_settle_due
     from siyu.channels.services import live_codes_rebalance_due
+    from siyu.customers.lifecycle import lifecycle_due
     from siyu.inheritance.services import transfer_sweep
+    from siyu.leads.services import leads_due
+    from siyu.tags.push import tag_pushes_due
+    from siyu.tags.rules import tag_rules_due
     from siyu.tags.services import chat_archive_pull_due
     from siyu.wecom.services import raw_callback_requeue
 
-    try:
+    def recover_jobs() -> None:
         if kind == "db":
             jobs = db_jobs_recover()
             if jobs.requeued or jobs.failed:
                 logger.warning("recovered jobs of dead workers: %d queued again, %d failed", jobs.requeued, jobs.failed)
             _prune_finished_jobs()
-        raw_callback_requeue(older_than=older_than)
+
+    steps: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("jobs", recover_jobs),
+        ("callbacks", lambda: raw_callback_requeue(older_than=older_than)),
         # Live codes whose guide rota changes with the clock (schedules, daily caps reset at midnight).
-        live_codes_rebalance_due()
+        ("live codes", live_codes_rebalance_due),
         # Fission invites whose 24-hour hold ended while their settle job was lost.
-        fission_settle_due()
+        ("fission", fission_settle_due),
         # Transfers whose submit or poll job was lost (their own, longer threshold: a poll waits out 24 hours).
-        transfer_sweep()
+        ("transfers", transfer_sweep),
         # Keyword tagging: brands with an enabled keyword rule read their new archived chat messages (a job each).
-        chat_archive_pull_due()
-    except Exception:
-        # A sweep that fails (database briefly away) is simply tried again next time; the worker keeps working.
-        logger.exception("recovery sweep failed")
+        ("chat archive", chat_archive_pull_due),
+        # Segments whose scheduled (hourly or daily) recount is due.
+        ("segments", segment_refresh_due),
+        # Tag changes WeCom has not received yet (lost jobs, backoffs), and nightly automatic tagging rules.
+        ("tag pushes", tag_pushes_due),
+        ("tag rules", tag_rules_due),
+        # Lifecycle: brands whose nightly stage rules are due (a job each).
+        ("lifecycle", lifecycle_due),
+        # Leads nobody followed up in time go back to the public pool (a job per brand).
+        ("leads", leads_due),
+    )
+    for name, step in steps:
+        try:
+            step()
+        except Exception:
+            # Each step on its own: one that fails (database briefly away, a bug in one context) is tried again
+            # next time and does not hold back the others; the worker keeps working.
+            logger.exception("recovery sweep step %s failed", name)
 
 
 PRUNE_EVERY = dt.timedelta(hours=1)

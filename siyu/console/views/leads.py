@@ -1,0 +1,90 @@
+"""线索 Leads: the leads in scope and the brand's public pool (公海); guides claim from the pool and record
+follow-ups; HQ sets after how many days without a follow-up a lead returns to the pool.
+
+The services decide and audit; these views parse the form, call one service or selector, and render.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import URLPattern, path
+from django.utils.translation import gettext
+from django.views.decorators.http import require_GET, require_POST
+
+from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.core.errors import SiyuError
+from siyu.core.models import Role
+from siyu.leads import selectors, services
+from siyu.leads.models import Lead
+
+PAGE_SIZE = 50
+
+
+@require_GET
+@console_view
+def lead_list(request: ConsoleRequest) -> HttpResponse:
+    actor = request.actor
+    pool = request.GET.get("pool") == "1"
+    rows = selectors.lead_list(actor=actor, pool=True if pool else None)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "cards": [selectors.lead_card(lead) for lead in page.object_list],
+        "pool": pool,
+        "base_query": "pool=1" if pool else "",
+        "is_guide": actor.role == Role.GUIDE,
+        "guide_id": actor.guide_id,
+        "is_hq": actor.is_brand_wide,
+        "pool_after_days": selectors.pool_after_days(tenant_id=actor.tenant_id),
+        "statuses": dict(Lead.Status.choices),
+    }
+    return render(request, "console/leads/list.html", context)
+
+
+@require_POST
+@console_view
+def lead_action(request: ConsoleRequest, lead_id: int, action: str) -> HttpResponse:
+    """claim / follow-up / convert / invalid: one service call each; errors come back as a message."""
+    actor = request.actor
+    try:
+        if action == "claim":
+            services.lead_claim(actor=actor, lead_id=lead_id)
+            done = gettext("Lead claimed: it is yours to follow up.")
+        elif action in ("follow-up", "converted", "invalid"):
+            status = Lead.Status.FOLLOWING if action == "follow-up" else action
+            services.lead_follow_up(actor=actor, lead_id=lead_id, status=status)
+            done = gettext("Follow-up recorded.")
+        else:
+            raise SiyuError(gettext("Unknown action."))
+    except SiyuError as exc:
+        if exc.status_code in (403, 404):
+            raise
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("console:lead_list")
+
+
+@require_POST
+@console_view
+def lead_settings(request: ConsoleRequest) -> HttpResponse:
+    raw = request.POST.get("pool_after_days", "")
+    try:
+        services.lead_settings_update(actor=request.actor, pool_after_days=int(raw) if raw.isdigit() else 0)
+    except SiyuError as exc:
+        if exc.status_code == 403:
+            raise
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, gettext("Lead settings saved."))
+    return redirect("console:lead_list")
+
+
+urlpatterns: list[URLPattern] = [
+    path("leads/", lead_list, name="lead_list"),
+    path("leads/settings/", lead_settings, name="lead_settings"),
+    path("leads/<int:lead_id>/<slug:action>/", lead_action, name="lead_action"),
+]

@@ -1,0 +1,45 @@
+"""The leads context's part of a data subject's rights (PIPL): leads of the same person (same phone or unionid).
+
+A lead has no customer id: it is found through the customer's phone hashes and unionids, so this must run before
+the customers context's erasure forgets them. Erasure empties the lead's name, phone and their hashes; the row
+stays (lead counts per source and guide stay right) and no longer matches anyone. Called by siyu.privacy only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from siyu.core import pii
+from siyu.customers.privacy import lookup_keys
+from siyu.leads.models import Lead
+
+
+def _leads(tenant_id: int, customer_id: int) -> QuerySet[Lead]:
+    phones, unionids = lookup_keys(tenant_id=tenant_id, customer_id=customer_id)
+    hashes = [pii.lookup_hash(u, kind="lead_unionid") for u in unionids]
+    if not phones and not hashes:
+        return Lead.objects.none()
+    return Lead.objects.filter(Q(phone_hash__in=phones) | Q(unionid_hash__in=hashes), tenant_id=tenant_id)
+
+
+def export_customer(*, tenant_id: int, customer_id: int) -> dict[str, Any]:
+    return {
+        "leads": [
+            {
+                "name": pii.decrypt(lead.name_enc, field="name"),
+                "phone": pii.decrypt(lead.phone_enc, field="phone"),
+                "source": lead.source,
+                "status": lead.status,
+                "intent_level": lead.intent_level,
+                "created_at": lead.created_at.isoformat(),
+            }
+            for lead in _leads(tenant_id, customer_id).order_by("created_at", "id")
+        ]
+    }
+
+
+def erase_customer(*, tenant_id: int, customer_id: int) -> dict[str, int]:
+    changed = _leads(tenant_id, customer_id).update(name_enc="", phone_enc="", phone_hash="", unionid_hash="")
+    return {"leads": changed}
