@@ -11,7 +11,9 @@ from typing import Any, Protocol
 
 from siyu.analytics.models import Event
 from siyu.core.models import AuditLog
+from siyu.core.scopes import Actor
 from siyu.tags.models import CustomerTag, Tag, TagGroup, TagRule
+from siyu.tags.services import tag_group_create
 from siyu.testing import World
 
 HQ = {"hq", "outsider"}
@@ -124,10 +126,12 @@ TAG_CHECKS = {
 def tag_request(world: World, operation_id: str) -> tuple[str, str, Any]:
     """A request HQ can make successfully (for the matrix's credential tests)."""
     method, path, _check = TAG_CHECKS[operation_id]
-    url = path.format(
-        group_id=world.tags["护肤"].group_id,
-        tag_id=world.tags["护肤"].id,
-    )
+    group_id, tag_id = world.tags["护肤"].group_id, world.tags["护肤"].id
+    if operation_id in ("tag_group_delete", "tag_delete"):
+        # Deletes get a group of their own: the world's tags must still be there for the requests after them.
+        group = tag_group_create(actor=Actor.system(world.tenant_a.id), name=f"删除 {operation_id}", tags=["临时"])
+        group_id, tag_id = group.id, group.tags.get().id
+    url = path.format(group_id=group_id, tag_id=tag_id)
     bodies: dict[str, Any] = {
         "tag_group_update": {"order": 3},
         "tag_update": {"order": 3},
