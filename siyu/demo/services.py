@@ -63,6 +63,7 @@ from siyu.demo.generate import (
     org_plan,
 )
 from siyu.demo.models import DemoLoad, DemoLoadState
+from siyu.demo.operations import demo_operations_create, operations_total
 from siyu.emulator import ids as wecom_ids
 from siyu.groups.models import CustomerGroup, GroupMember
 from siyu.tags.models import CustomerTag, Tag
@@ -684,6 +685,7 @@ PHASES: tuple[Phase, ...] = (
     Phase("logins", "demo logins", lambda r: len(ref.LOGINS), demo_logins_create),
     # Last, so that a brand loaded before this phase existed gets its codes on the next `siyu demo`.
     Phase("acquisition", "live codes, group codes, fission", acquisition_total, demo_acquisition_create),
+    Phase("operations", "segments, tagging rules, leads", operations_total, demo_operations_create),
 )  # fmt: skip
 
 

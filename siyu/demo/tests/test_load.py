@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection, models
 from django.db.models import F
 
-from siyu.analytics.models import Event
+from siyu.analytics.models import Event, Segment
 from siyu.campaigns.models import Invite, Participant, RewardGrant
 from siyu.channels.models import LiveCode
 from siyu.commerce.models import Order
@@ -24,13 +24,14 @@ from siyu.core.models import AuditLog, Franchisee, Guide, Membership, Region, Ro
 from siyu.core.scopes import Actor
 from siyu.customers.models import Customer, FollowRelation, Identity
 from siyu.customers.selectors import customer_list, customer_pii, customer_scope
-from siyu.demo import acquisition, services
+from siyu.demo import acquisition, operations, services
 from siyu.demo import reference as ref
 from siyu.demo.generate import TZ, CustomerPlan, activity_plan, customer_plan, fission_plan, group_plan, org_plan
 from siyu.demo.models import DemoLoad, DemoLoadState
 from siyu.demo.services import PHASES, demo_load
 from siyu.groups.models import GroupCode
-from siyu.tags.models import CustomerTag, Tag, TagGroup
+from siyu.leads.models import Lead
+from siyu.tags.models import CustomerTag, Tag, TagGroup, TagRule
 from siyu.wecom.models import WeComConnection
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,8 @@ SEED = 11
 
 TENANT_TABLES: tuple[type[models.Model], ...] = (
     Region, Franchisee, Store, Guide, Customer, Identity, FollowRelation, TagGroup, Tag, CustomerTag, Event, Order,
-    Membership, AuditLog, WeComConnection, LiveCode, GroupCode, Participant, Invite, RewardGrant,
+    Membership, AuditLog, WeComConnection, LiveCode, GroupCode, Participant, Invite, RewardGrant, Segment, TagRule,
+    Lead,
 )  # fmt: skip
 
 
@@ -96,7 +98,12 @@ def _expected(plan: CustomerPlan, *, granted: int = 0, fulfilled: int = 0) -> di
         # demo.load, one tag_group.create per group (the catalogue goes through the tags service), then the
         # acquisition's: the WeCom connection, each live code and group code, two welcome messages, the store
         # locator's settings, the campaign's creation and activation and each reward handed over.
-        "AuditLog": 1 + len(ref.TAG_GROUPS) + 1 + live_codes + group_codes + 2 + 1 + 2 + fulfilled,
+        # ... and the operations phase's: each saved segment and tagging rule, each lead and each assignment.
+        "AuditLog": 1 + len(ref.TAG_GROUPS) + 1 + live_codes + group_codes + 2 + 1 + 2 + fulfilled
+        + operations.SEGMENTS + operations.RULES + operations.LEADS + operations.LEADS // 2,
+        "Segment": operations.SEGMENTS,
+        "TagRule": operations.RULES,
+        "Lead": operations.LEADS,
         "WeComConnection": 1,
         "LiveCode": live_codes,
         "GroupCode": group_codes,
@@ -279,7 +286,10 @@ def test_a_load_that_crashed_making_the_codes_is_completed_by_the_next_run(monke
     with pytest.raises(RuntimeError, match="simulated crash"):
         demo_load(slug="demo", seed=SEED, customers=SIZE, anchor=ANCHOR)
     load = DemoLoad.objects.get(slug="demo")
-    assert {s.phase: s.done for s in load.states.all()} == {p.name: p.name != "acquisition" for p in PHASES}
+    # The phase that crashed and those after it are left to do.
+    assert {s.phase: s.done for s in load.states.all()} == {
+        p.name: p.name not in ("acquisition", "operations") for p in PHASES
+    }
     # Codes, campaign and the connection went with the phase; the follow relations kept the timeline's states.
     assert not LiveCode.objects.filter(tenant_id=load.tenant_id).exists()
     assert not WeComConnection.objects.filter(tenant_id=load.tenant_id).exists()
@@ -287,7 +297,7 @@ def test_a_load_that_crashed_making_the_codes_is_completed_by_the_next_run(monke
 
     monkeypatch.undo()
     result = demo_load(slug="demo")
-    assert list(result.phases) == ["acquisition"]
+    assert list(result.phases) == ["acquisition", "operations"]
     assert _counts(load.tenant_id) == _counts(reference.id)
 
 
