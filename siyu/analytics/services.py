@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import datetime as dt
 import logging
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,8 +17,8 @@ from siyu.analytics.models import Event, Segment, SegmentExport
 from siyu.analytics.query import SHANGHAI, Scope, oltp_count
 from siyu.analytics.segments import rule_validate
 from siyu.analytics.selectors import access_segment
-from siyu.core import pii
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from siyu.core.exports import csv_export_execute
 from siyu.core.jobs import enqueue_on_commit
 from siyu.core.scopes import Actor
 from siyu.core.services import audit_record
@@ -249,7 +245,6 @@ def segment_refresh_due(*, now: dt.datetime | None = None) -> int:
 
 # --- segment exports (人群导出) ----------------------------------------------------------------------------
 
-EXPORT_HEADER = ["id", "name", "phone", "city", "lifecycle_stage", "owner_guide", "created_at"]
 EXPORT_BATCH_SIZE = 500
 
 
@@ -288,97 +283,34 @@ def segment_export_request(
     return export
 
 
-def _export_actor(export: SegmentExport) -> Actor:
-    """The requester as they are now: a changed role or scope applies to an export still in the queue."""
-    from siyu.core.selectors import membership_for
-
-    membership = (
-        membership_for(user_id=export.requested_by_id, tenant_id=export.tenant_id) if export.requested_by_id else None
-    )
-    if membership is None:
-        raise PermissionDenied("the requester no longer belongs to this brand", field="requested_by")
-    actor = Actor.from_membership(membership)
-    if export.reveal and not actor.is_brand_wide:
-        raise PermissionDenied("the requester may no longer export unmasked personal data", field="reveal")
-    return actor
-
-
 def segment_export_execute(*, export_id: int, batch_size: int = EXPORT_BATCH_SIZE) -> SegmentExport | None:
-    """Run a pending export: write its CSV in batches keeping `progress` current, then audit and mark it done.
-
-    Claims the export first, so a job delivered twice writes one file and one audit row (None: nothing to claim).
-    Any error marks the export failed with its message and leaves no file behind.
-    """
+    """Run a pending export (siyu.core.exports): the segment's members in the requester's scope, as they are now,
+    in the customers export's columns. None when there was nothing to claim; an error marks it failed."""
     from siyu.analytics.selectors import segment_export_path, segment_ids
     from siyu.customers.models import Customer
-    from siyu.customers.selectors import customer_pii
+    from siyu.customers.services import EXPORT_HEADER, export_row
 
-    claimed = SegmentExport.objects.filter(id=export_id, status=SegmentExport.Status.PENDING).update(
-        status=SegmentExport.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
-        return None
-    export = SegmentExport.objects.get(id=export_id)
-    path = segment_export_path(export)
-    partial = path.with_name(path.name + ".part")
-    try:
-        actor = _export_actor(export)
+    def rows(export: SegmentExport, actor: Actor) -> tuple[int, Iterator[list[list[Any]]]]:
         ids = segment_ids(actor=actor, rule=export.rule)
-        SegmentExport.objects.filter(id=export.id).update(total=len(ids))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written = 0
-        # utf-8-sig: Excel reads Chinese text as mojibake without the BOM.
-        with partial.open("w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(EXPORT_HEADER)
+
+        def batches() -> Iterator[list[list[Any]]]:
             for start in range(0, len(ids), batch_size):
                 chunk = ids[start : start + batch_size]
-                rows = Customer.objects.filter(tenant_id=actor.tenant_id, id__in=chunk).select_related("owner_guide")
-                for customer in sorted(rows, key=lambda c: c.id):
-                    data = customer_pii(customer)
-                    name, phone = data["name"], data["phone"]
-                    if not export.reveal:
-                        name, phone = pii.mask_name(name), pii.mask_phone(phone) if phone else ""
-                    writer.writerow(
-                        [
-                            customer.id,
-                            name,
-                            phone,
-                            customer.city,
-                            customer.lifecycle_stage,
-                            customer.owner_guide.name if customer.owner_guide else "",
-                            customer.created_at.isoformat(),
-                        ]
-                    )
-                    written += 1
-                SegmentExport.objects.filter(id=export.id).update(progress=written)
-        os.replace(partial, path)
-        with transaction.atomic():
-            SegmentExport.objects.filter(id=export.id).update(
-                status=SegmentExport.Status.DONE,
-                progress=written,
-                total=written,
-                file_name=str(path.relative_to(settings.MEDIA_ROOT)),
-                finished_at=timezone.now(),
-            )
-            audit_record(
-                actor=actor,
-                action="pii.export",
-                target_type="segment_export",
-                target_id=export.id,
-                detail={"rows": written, "revealed": export.reveal, "segment_id": export.segment_id},
-                ip=export.requested_ip,
-            )
-    except Exception as exc:
-        logger.exception("segment export %s failed", export.id)
-        for leftover in (partial, path):
-            with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
-        SegmentExport.objects.filter(id=export.id).update(
-            status=SegmentExport.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:1000], finished_at=timezone.now()
-        )
-    export.refresh_from_db()
-    return export
+                customers = Customer.objects.filter(tenant_id=actor.tenant_id, id__in=chunk)
+                ordered = sorted(customers.select_related("owner_guide"), key=lambda c: c.id)
+                yield [export_row(customer, reveal=export.reveal) for customer in ordered]
+
+        return len(ids), batches()
+
+    return csv_export_execute(
+        model=SegmentExport,
+        export_id=export_id,
+        path_of=segment_export_path,
+        header=EXPORT_HEADER,
+        rows=rows,
+        audit_target="segment_export",
+        audit_detail=lambda export: {"segment_id": export.segment_id},
+    )
 
 
 @dataclass(frozen=True)

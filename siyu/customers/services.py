@@ -6,16 +6,12 @@ timeline event and audit row.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import datetime as dt
 import logging
-import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -23,10 +19,11 @@ from django.utils import timezone
 from siyu.analytics.services import event_build, event_bulk_record, event_record
 from siyu.core import pii
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from siyu.core.exports import csv_export_execute
 from siyu.core.jobs import enqueue_on_commit
 from siyu.core.models import Guide
 from siyu.core.scopes import Actor
-from siyu.core.selectors import access_guide, access_store, membership_for
+from siyu.core.selectors import access_guide, access_store
 from siyu.core.services import audit_record
 from siyu.core.validation import clean_text
 from siyu.customers import cleaning
@@ -478,7 +475,7 @@ EXPORT_BATCH_SIZE = 500
 MAX_QUERY = 100
 
 
-def _export_row(customer: Customer, *, reveal: bool) -> list[Any]:
+def export_row(customer: Customer, *, reveal: bool) -> list[Any]:
     """One CSV row; name and phone masked unless `reveal` (the caller audits either way)."""
     data = customer_pii(customer)
     name, phone = data["name"], data["phone"]
@@ -579,19 +576,6 @@ def customer_export_request(
     return export
 
 
-def _requester_actor(export: CustomerExport) -> Actor:
-    """The requester as they are now: a changed role or scope applies to an export still in the queue."""
-    membership = (
-        membership_for(user_id=export.requested_by_id, tenant_id=export.tenant_id) if export.requested_by_id else None
-    )
-    if membership is None:
-        raise PermissionDenied("the requester no longer belongs to this brand", field="requested_by")
-    actor = Actor.from_membership(membership)
-    if export.reveal and not actor.is_brand_wide:
-        raise PermissionDenied("the requester may no longer export unmasked personal data", field="reveal")
-    return actor
-
-
 def _export_batches(rows: QuerySet[Customer], batch_size: int) -> Iterator[list[Customer]]:
     """`rows` (ordered newest first, as customer_list orders them) in batches, by keyset rather than OFFSET.
 
@@ -608,69 +592,23 @@ def _export_batches(rows: QuerySet[Customer], batch_size: int) -> Iterator[list[
 
 
 def customer_export_execute(*, export_id: int, batch_size: int = EXPORT_BATCH_SIZE) -> CustomerExport | None:
-    """Run a pending export: write its CSV in batches, keeping `progress` current, then audit and mark it done.
+    """Run a pending export (siyu.core.exports): the customers its filters select in the requester's scope, as
+    they are now, in keyset batches. None when there was nothing to claim; an error marks it failed."""
 
-    Claims the export first, so a job delivered twice (or run by two workers) writes one file and one audit
-    row; returns None when there was nothing to claim. Any error marks the export failed with its message
-    instead of propagating: the worker carries on, and the requester sees why.
-    """
-    claimed = CustomerExport.objects.filter(id=export_id, status=CustomerExport.Status.PENDING).update(
-        status=CustomerExport.Status.RUNNING, started_at=timezone.now()
+    def rows(export: CustomerExport, actor: Actor) -> tuple[int, Iterator[list[list[Any]]]]:
+        selected = customer_list(actor=actor, **export.filters)
+        batches = _export_batches(selected, batch_size)
+        return selected.count(), ([export_row(c, reveal=export.reveal) for c in batch] for batch in batches)
+
+    return csv_export_execute(
+        model=CustomerExport,
+        export_id=export_id,
+        path_of=customer_export_path,
+        header=EXPORT_HEADER,
+        rows=rows,
+        audit_target="customer_export",
+        audit_detail=lambda export: {"filters": export.filters},
     )
-    if not claimed:
-        logger.info("customer export %s is not pending; nothing to do", export_id)
-        return None
-    export = CustomerExport.objects.get(id=export_id)
-    path = customer_export_path(export)
-    partial = path.with_name(path.name + ".part")
-    try:
-        actor = _requester_actor(export)
-        rows = customer_list(actor=actor, **export.filters)
-        CustomerExport.objects.filter(id=export.id).update(total=rows.count())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written = 0
-        # utf-8-sig: Excel, which most brands open exports with, reads Chinese text as mojibake without the BOM.
-        with partial.open("w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(EXPORT_HEADER)
-            for batch in _export_batches(rows, batch_size):
-                writer.writerows(_export_row(customer, reveal=export.reveal) for customer in batch)
-                written += len(batch)
-                CustomerExport.objects.filter(id=export.id).update(progress=written)
-        # The final name appears only complete: a download never serves a half-written file.
-        os.replace(partial, path)
-        with transaction.atomic():
-            # `total` becomes what was written: customers added or removed since the count do not leave the
-            # progress bar short of (or past) 100%.
-            CustomerExport.objects.filter(id=export.id).update(
-                status=CustomerExport.Status.DONE,
-                progress=written,
-                total=written,
-                file_name=str(path.relative_to(settings.MEDIA_ROOT)),
-                finished_at=timezone.now(),
-            )
-            audit_record(
-                actor=actor,
-                action="pii.export",
-                target_type="customer_export",
-                target_id=export.id,
-                detail={"rows": written, "revealed": export.reveal, "filters": export.filters},
-                ip=export.requested_ip,
-            )
-    except Exception as exc:
-        logger.exception("customer export %s failed", export.id)
-        # A failed export leaves no personal data behind, complete or partial. Best effort: when the
-        # directory itself is the problem, there is nothing to remove either.
-        for leftover in (partial, path):
-            with contextlib.suppress(OSError):
-                leftover.unlink(missing_ok=True)
-        CustomerExport.objects.filter(id=export.id).update(
-            status=CustomerExport.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:1000],
-            finished_at=timezone.now(),
-        )
-    export.refresh_from_db()
-    return export
 
 
 def customer_export_download(*, actor: Actor, export_id: int, ip: str | None = None) -> ExportFile:
