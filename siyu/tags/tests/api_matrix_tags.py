@@ -1,5 +1,5 @@
-"""The tag catalogue's update/delete rows of the API's authorisation matrix (siyu/api/tests/test_authorization.py
-imports them).
+"""The tag catalogue's update/delete and the automatic tagging rules' rows of the API's authorisation matrix
+(siyu/api/tests/test_authorization.py imports them).
 
 Only HQ changes the catalogue and manages rules: every other role gets 403 with nothing written; brand B's HQ gets
 404 for brand A's groups, tags and rules (naming the path parameter) and changes nothing of brand A.
@@ -13,6 +13,7 @@ from siyu.analytics.models import Event
 from siyu.core.models import AuditLog
 from siyu.core.scopes import Actor
 from siyu.tags.models import CustomerTag, Tag, TagGroup, TagRule
+from siyu.tags.rules import tag_rule_create
 from siyu.tags.services import tag_group_create
 from siyu.testing import World
 
@@ -114,12 +115,123 @@ def check_tag_delete(ctx: Ctx) -> None:
         _refused(answer, before, CATALOGUE_REFUSAL)
 
 
+def _rule(world: World, brand: str = "a", *, tag: Tag | None = None) -> TagRule:
+    """Brand A's (or B's) purchase rule, made once."""
+    tenant = world.tenant_a if brand == "a" else world.tenant_b
+    existing = TagRule.objects.filter(tenant=tenant, name=RULE_NAME).first()
+    if existing is not None:
+        return existing
+    return tag_rule_create(
+        actor=Actor.system(tenant.id),
+        name=RULE_NAME,
+        kind="purchase",
+        tag_id=(tag or world.tags["护肤"]).id,
+        params={"product_series": "精华"},
+    )
+
+
+def check_rule_list(ctx: Ctx) -> None:
+    a_rule = _rule(ctx.world)
+    b_rule = _rule(ctx.world, "b", tag=ctx.b_tag)
+    before = _state()
+    answer = ctx.client.get("/tag-rules")
+    if ctx.persona not in HQ:
+        _refused(answer, before, RULES_REFUSAL)
+        return
+    own = b_rule if ctx.persona == "outsider" else a_rule
+    assert answer.status == 200
+    assert [(r["id"], r["kind"], r["params"]["product_series"]) for r in answer.body["items"]] == [
+        (own.id, "purchase", "精华")
+    ]
+
+
+def check_rule_get(ctx: Ctx) -> None:
+    a_rule = _rule(ctx.world)
+    before = _state()
+    answer = ctx.client.get(f"/tag-rules/{a_rule.id}")
+    if ctx.persona == "hq":
+        assert (answer.status, answer.body["tag"]["id"]) == (200, ctx.world.tags["护肤"].id)
+    elif ctx.persona == "outsider":
+        _not_found(answer, "rule_id", before)
+    else:
+        _refused(answer, before, RULES_REFUSAL)
+
+
+def check_rule_create(ctx: Ctx) -> None:
+    before = _state()
+    own = ctx.b_tag if ctx.persona == "outsider" else ctx.world.tags["彩妆"]
+    body = {"name": "常看资料", "kind": "behaviour", "tag_id": own.id,
+            "params": {"event_type": "material.opened", "min_count": 2, "within_days": 7}}  # fmt: skip
+    answer = ctx.client.post("/tag-rules", body)
+    if ctx.persona not in HQ:
+        _refused(answer, before, RULES_REFUSAL)
+        return
+    assert answer.status == 201, answer.body
+    tenant = ctx.world.tenant_b if ctx.persona == "outsider" else ctx.world.tenant_a
+    assert TagRule.objects.get(id=answer.body["id"]).tenant_id == tenant.id
+    before = _state()
+    # The other brand's tag is not found; n ≤ 0 is refused naming the field; nothing is written.
+    other = ctx.world.tags["护肤"] if ctx.persona == "outsider" else ctx.b_tag
+    refused = ctx.client.post("/tag-rules", {**body, "name": "别家", "tag_id": other.id})
+    assert (refused.status, refused.body["field"]) == (404, "tag_id")
+    bad = ctx.client.post("/tag-rules", {**body, "name": "坏", "params": {**body["params"], "min_count": 0}})
+    assert (bad.status, bad.body["field"]) == (409, "min_count")
+    assert _state() == before
+
+
+def check_rule_update(ctx: Ctx) -> None:
+    a_rule = _rule(ctx.world)
+    before = _state()
+    answer = ctx.client.patch(f"/tag-rules/{a_rule.id}", {"enabled": False})
+    if ctx.persona == "hq":
+        assert (answer.status, answer.body["enabled"]) == (200, False)
+        bad = ctx.client.patch(f"/tag-rules/{a_rule.id}", {"params": {"product_series": "精华", "within_days": 0}})
+        assert (bad.status, bad.body["field"]) == (409, "within_days")
+    elif ctx.persona == "outsider":
+        _not_found(answer, "rule_id", before)
+    else:
+        _refused(answer, before, RULES_REFUSAL)
+
+
+def check_rule_delete(ctx: Ctx) -> None:
+    a_rule = _rule(ctx.world)
+    before = _state()
+    answer = ctx.client.delete(f"/tag-rules/{a_rule.id}")
+    if ctx.persona == "hq":
+        assert answer.status == 204
+        assert not TagRule.objects.filter(id=a_rule.id).exists()
+    elif ctx.persona == "outsider":
+        _not_found(answer, "rule_id", before)
+    else:
+        _refused(answer, before, RULES_REFUSAL)
+
+
+def check_rule_run(ctx: Ctx) -> None:
+    a_rule = _rule(ctx.world)
+    before = _state()
+    answer = ctx.client.post(f"/tag-rules/{a_rule.id}/run", {})
+    if ctx.persona == "hq":
+        # Nobody bought the series: nothing to add; c1's and c3's manual 护肤 stay.
+        assert (answer.status, answer.body) == (200, {"matched": 0, "added": 0, "removed": 0})
+        assert CustomerTag.objects.filter(tag=ctx.world.tags["护肤"]).count() == 2
+    elif ctx.persona == "outsider":
+        _not_found(answer, "rule_id", before)
+    else:
+        _refused(answer, before, RULES_REFUSAL)
+
+
 # operationId → (method, path as the OpenAPI document spells it, check)
 TAG_CHECKS = {
     "tag_group_update": ("patch", "/api/v1/tag-groups/{group_id}", check_group_update),
     "tag_group_delete": ("delete", "/api/v1/tag-groups/{group_id}", check_group_delete),
     "tag_update": ("patch", "/api/v1/tags/{tag_id}", check_tag_update),
     "tag_delete": ("delete", "/api/v1/tags/{tag_id}", check_tag_delete),
+    "tag_rule_list": ("get", "/api/v1/tag-rules", check_rule_list),
+    "tag_rule_create": ("post", "/api/v1/tag-rules", check_rule_create),
+    "tag_rule_get": ("get", "/api/v1/tag-rules/{rule_id}", check_rule_get),
+    "tag_rule_update": ("patch", "/api/v1/tag-rules/{rule_id}", check_rule_update),
+    "tag_rule_delete": ("delete", "/api/v1/tag-rules/{rule_id}", check_rule_delete),
+    "tag_rule_run": ("post", "/api/v1/tag-rules/{rule_id}/run", check_rule_run),
 }
 
 
@@ -131,10 +243,18 @@ def tag_request(world: World, operation_id: str) -> tuple[str, str, Any]:
         # Deletes get a group of their own: the world's tags must still be there for the requests after them.
         group = tag_group_create(actor=Actor.system(world.tenant_a.id), name=f"删除 {operation_id}", tags=["临时"])
         group_id, tag_id = group.id, group.tags.get().id
-    url = path.format(group_id=group_id, tag_id=tag_id)
+    url = path.format(group_id=group_id, tag_id=tag_id, rule_id=_rule(world).id if "{rule_id}" in path else 0)
     bodies: dict[str, Any] = {
         "tag_group_update": {"order": 3},
         "tag_update": {"order": 3},
+        "tag_rule_create": {
+            "name": "金卡",
+            "kind": "tier",
+            "tag_id": world.tags["彩妆"].id,
+            "params": {"tier": "gold"},
+        },
+        "tag_rule_update": {"enabled": False},
+        "tag_rule_run": {},
     }
     return method.upper(), url, bodies.get(operation_id)
 
