@@ -47,5 +47,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("order.paid", _("Placed an order"), ("order_no", "amount_cents", "shop")),
         EventType("order.refunded", _("Refunded an order"), ("order_no", "amount_cents", "shop")),
         EventType("storecode.visited", _("Opened the store locator"), ("source", "fallback")),
+        EventType("consent.granted", _("Gave consent"), ("purpose", "channel", "text_version")),
+        EventType("consent.withdrawn", _("Withdrew consent"), ("purpose", "channel", "text_version")),
     )
 }

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from siyu.analytics.services import event_record
 from siyu.core.errors import Conflict, ValidationFailed
 from siyu.core.scopes import Actor
 from siyu.core.services import audit_record
@@ -74,6 +75,15 @@ def consent_record(
         text_version=version,
         recorded_at=recorded_at or timezone.now(),
         recorded_by_id=actor.user_id,
+    )
+    # On the timeline too, and in the warehouse: segments and SOPs must know who may be messaged.
+    event_record(
+        tenant_id=actor.tenant_id,
+        type="consent.granted" if granted else "consent.withdrawn",
+        customer_id=customer.id,
+        actor_id=actor.user_id,
+        occurred_at=consent.recorded_at,
+        properties={"purpose": purpose, "channel": channel, "text_version": version},
     )
     audit_record(
         actor=actor,

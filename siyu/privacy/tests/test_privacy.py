@@ -114,6 +114,12 @@ def test_consent_history_is_kept_and_the_latest_decision_is_the_state(world: Wor
         "consent.grant",
         "consent.withdraw",
     ]
+    # The customer's timeline shows both decisions, when they were made.
+    events = Event.objects.filter(customer_id=c1, type__startswith="consent.").order_by("occurred_at")
+    assert [(e.type, e.occurred_at, e.properties["channel"]) for e in events] == [
+        ("consent.granted", T0, "sidebar"),
+        ("consent.withdrawn", T0 + dt.timedelta(days=1), "store"),
+    ]
 
 
 def test_consent_refusals_change_nothing(world: World) -> None:
