@@ -914,12 +914,16 @@ def follow_relations_prune_wecom(
             tenant_id=actor.tenant_id, guide_id__in=set(guide_ids), status=FollowRelation.Status.ACTIVE
         )
         .exclude(external_userid="")
-        .only("id", "customer_id", "guide_id")
+        .only("id", "tenant_id", "customer_id", "guide_id")
         if (r.customer_id, r.guide_id) not in present_set
     ]
     FollowRelation.objects.filter(id__in=[r.id for r in stale]).update(
         status=FollowRelation.Status.DELETED_BY_GUIDE, deleted_at=now
     )
+    for relation in stale:
+        # A loss all the same, found late: the guide and the store manager hear of it as from the callback.
+        relation.status, relation.deleted_at = FollowRelation.Status.DELETED_BY_GUIDE, now
+        loss_alert_raise(relation=relation, at=now)
     event_bulk_record(
         events=[
             event_build(

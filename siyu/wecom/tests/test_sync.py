@@ -18,7 +18,7 @@ from siyu.analytics.models import Event
 from siyu.core.errors import PermissionDenied, ValidationFailed
 from siyu.core.models import AuditLog, Guide, Role
 from siyu.core.scopes import Actor
-from siyu.customers.models import FollowRelation
+from siyu.customers.models import FollowRelation, LossAlert
 from siyu.groups.models import CustomerGroup, GroupMember
 from siyu.tags.models import CustomerTag, Tag
 from siyu.testing import IMMEDIATE_TASKS
@@ -145,6 +145,9 @@ def test_changes_in_wecom_between_runs_are_mirrored(brand: Brand) -> None:
         tenant=brand.tenant, external_userid=two_followers.external_userid, guide__wecom_userid=removed_follower
     )
     assert relation.status == FollowRelation.Status.DELETED_BY_GUIDE
+    # The loss WeCom's callback never told siyu about is alerted when the sync finds it.
+    alert = LossAlert.objects.get(relation=relation)
+    assert (alert.kind, alert.guide_id) == (LossAlert.Kind.DELETED_BY_GUIDE, relation.guide_id)
     assert not Tag.objects.filter(tenant=brand.tenant, wecom_tag_id=deleted_tag).exists()
     assert Tag.objects.get(tenant=brand.tenant, wecom_tag_id=new_tag).name == "敏感肌"
     assert dict(Guide.objects.filter(tenant=brand.tenant, wecom_userid__in=[resigned, "hq_admin"]).values_list(
