@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from siyu.console.decorators import ConsoleRequest, console_view
 from siyu.core.errors import SiyuError
-from siyu.core.models import Role
+from siyu.core.models import Guide, Role
+from siyu.core.selectors import guide_list
 from siyu.leads import selectors, services
 from siyu.leads.models import Lead
 
@@ -40,6 +41,10 @@ def lead_list(request: ConsoleRequest) -> HttpResponse:
         "is_hq": actor.is_brand_wide,
         "pool_after_days": selectors.pool_after_days(tenant_id=actor.tenant_id),
         "statuses": dict(Lead.Status.choices),
+        # Managers and HQ assign to the active guides of their scope; guides claim from the pool instead.
+        "assignable": []
+        if actor.role == Role.GUIDE
+        else list(guide_list(actor=actor).filter(status=Guide.Status.ACTIVE).order_by("name").values("id", "name")),
     }
     return render(request, "console/leads/list.html", context)
 
@@ -70,6 +75,46 @@ def lead_action(request: ConsoleRequest, lead_id: int, action: str) -> HttpRespo
 
 @require_POST
 @console_view
+def lead_new(request: ConsoleRequest) -> HttpResponse:
+    """A lead typed in by hand (a walk-in, a call): a guide's is their own, anyone else's starts in the pool."""
+    form = request.POST
+    raw_intent = form.get("intent_level", "0")
+    try:
+        services.lead_create(
+            actor=request.actor,
+            name=form.get("name", ""),
+            phone=form.get("phone", ""),
+            unionid=form.get("unionid", ""),
+            source=form.get("source", ""),
+            intent_level=int(raw_intent) if raw_intent.isdigit() else -1,
+        )
+    except SiyuError as exc:
+        if exc.status_code == 403:
+            raise
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, gettext("Lead added."))
+    return redirect("console:lead_list")
+
+
+@require_POST
+@console_view
+def lead_assign(request: ConsoleRequest, lead_id: int) -> HttpResponse:
+    """Assign or reassign a lead to a guide in scope (managers and HQ)."""
+    raw = request.POST.get("guide_id", "")
+    try:
+        services.lead_assign(actor=request.actor, lead_id=lead_id, guide_id=int(raw) if raw.isdigit() else 0)
+    except SiyuError as exc:
+        if exc.status_code == 403:
+            raise
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, gettext("Lead assigned."))
+    return redirect("console:lead_list")
+
+
+@require_POST
+@console_view
 def lead_settings(request: ConsoleRequest) -> HttpResponse:
     raw = request.POST.get("pool_after_days", "")
     try:
@@ -86,5 +131,7 @@ def lead_settings(request: ConsoleRequest) -> HttpResponse:
 urlpatterns: list[URLPattern] = [
     path("leads/", lead_list, name="lead_list"),
     path("leads/settings/", lead_settings, name="lead_settings"),
+    path("leads/new/", lead_new, name="lead_new"),
+    path("leads/<int:lead_id>/assign/", lead_assign, name="lead_assign"),
     path("leads/<int:lead_id>/<slug:action>/", lead_action, name="lead_action"),
 ]

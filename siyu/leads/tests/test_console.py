@@ -46,3 +46,29 @@ def test_hq_sets_the_pool_period_and_others_may_not(world: World) -> None:
     assert _login("store1").post("/leads/settings/", {"pool_after_days": "9"}).status_code == 403
     assert LeadSettings.objects.get(tenant=world.tenant_a).pool_after_days == 5
     assert Lead.objects.count() == 0
+
+
+def test_a_store_manager_adds_a_lead_and_assigns_it_within_the_store(world: World) -> None:
+    manager = _login("store1")
+    assert manager.post("/leads/new/", {"name": "林一", "phone": "13900000021", "source": "门店到访",
+                                         "intent_level": "3"}).status_code == 302  # fmt: skip
+    lead = Lead.objects.get(tenant=world.tenant_a)
+    assert (lead.owner_guide_id, lead.source, lead.intent_level) == (None, "门店到访", 3)
+    page = manager.get("/leads/").content.decode()
+    assert "线索已添加。" in page
+    # The manager can assign to the store's guides and no one else's.
+    assert f'<option value="{world.guides["G1"].id}"' in page
+    assert f'<option value="{world.guides["G3"].id}"' not in page
+    assert manager.post(f"/leads/{lead.id}/assign/", {"guide_id": world.guides["G3"].id}).status_code == 302
+    lead.refresh_from_db()
+    assert lead.owner_guide_id is None
+    assert manager.post(f"/leads/{lead.id}/assign/", {"guide_id": world.guides["G1"].id}).status_code == 302
+    lead.refresh_from_db()
+    assert lead.owner_guide_id == world.guides["G1"].id
+    # The same phone again is refused with a message, and nothing is added; so is a bad intent level.
+    again = manager.post("/leads/new/", {"phone": "139 0000 0021"}, follow=True).content.decode()
+    assert "a lead with this phone already exists" in again
+    manager.post("/leads/new/", {"phone": "13900000022", "intent_level": "9"})
+    assert Lead.objects.count() == 1
+    # A guide has no assign control: guides claim from the pool.
+    assert "data-assign" not in _login("guide1").get("/leads/").content.decode()
