@@ -112,7 +112,7 @@ def test_find_open_reveal_and_switch_language(live_server: LiveServer, e2e_world
     page.get_by_role("button", name="English").click()
     nav = page.get_by_role("navigation", name="Main navigation")
     expect(nav.get_by_role("link", name="Overview")).to_be_visible()
-    expect(nav.get_by_role("link", name="Customers")).to_be_visible()
+    expect(nav.get_by_role("link", name="Customers", exact=True)).to_be_visible()
     expect(nav).to_contain_text("Acquisition")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("#timeline h2")).to_have_text("Timeline")
