@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from collections import Counter, defaultdict
 from contextlib import ExitStack
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 from django.urls import reverse
 
 from siyu.campaigns import services
@@ -57,6 +58,7 @@ class Side:
     def __init__(self, siyu: Stack, tenant_id: int) -> None:
         self.siyu, self.tenant_id = siyu, tenant_id
         self.tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def _load_tokens(self) -> None:
         rows = Participant.objects.filter(tenant_id=self.tenant_id).values_list("customer_id", "token")
@@ -67,8 +69,17 @@ class Side:
             self.tokens[ext] = by_customer[customer_id]
 
     def participant_url(self, ext: str) -> str:
+        """Called from the driver's thread pool: one thread reloads the tokens at a time, and a pool thread closes
+        its connection after, since with CONN_MAX_AGE it would outlive the thread and, a few dozen threads later,
+        exhaust PostgreSQL's max_connections."""
         if ext not in self.tokens:
-            self._load_tokens()
+            with self._lock:
+                try:
+                    if ext not in self.tokens:
+                        self._load_tokens()
+                finally:
+                    if threading.current_thread() is not threading.main_thread():
+                        connection.close()
         return f"{self.siyu.web_url}{reverse('campaigns:participant', args=[self.tokens[ext]])}"
 
     def drain(self) -> None:
