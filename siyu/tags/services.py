@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from siyu.analytics.services import event_build, event_bulk_record, event_record
@@ -79,37 +81,62 @@ def tag_create(*, actor: Actor, group_id: int, name: str, order: int = 0) -> Tag
     return tag
 
 
-@transaction.atomic
-def tag_group_update(*, actor: Actor, group_id: int, name: str | None = None, order: int | None = None) -> TagGroup:
-    """Rename or reorder a tag group (标签组) (HQ only); WeCom follows through the outbox."""
-    _require_hq(actor)
-    group = access_tag_group(actor=actor, group_id=group_id)
+def _rename_or_reorder(
+    *,
+    actor: Actor,
+    row: TagGroup | Tag,
+    name: str | None,
+    order: int | None,
+    siblings: QuerySet[Any],
+    taken: str,
+    action: str,
+    group_id: int,
+) -> None:
+    """The shared edit of a tag group or a tag: clean, skip when nothing changes, keep names unique among
+    `siblings` (409 `taken`, formatted with the name, also for a concurrent rename), save, audit, push to WeCom."""
     updates: dict[str, object] = {}
     if name is not None:
         updates["name"] = _clean_tag_name(name, "name")
     if order is not None:
         updates["order"] = clean_order(order)
-    dirty = [k for k, v in updates.items() if getattr(group, k) != v]
+    dirty = [k for k, v in updates.items() if getattr(row, k) != v]
     if not dirty:
-        return group
-    if "name" in dirty and TagGroup.objects.filter(tenant_id=actor.tenant_id, name=updates["name"]).exists():
-        raise Conflict(f"tag group {updates['name']!r} already exists", field="name")
-    before = {k: getattr(group, k) for k in dirty}
+        return
+    if "name" in dirty and siblings.filter(name=updates["name"]).exists():
+        raise Conflict(taken.format(name=updates["name"]), field="name")
+    before = {k: getattr(row, k) for k in dirty}
     for k in dirty:
-        setattr(group, k, updates[k])
+        setattr(row, k, updates[k])
     try:
         with transaction.atomic():
-            group.save(update_fields=dirty)
+            row.save(update_fields=dirty)
     except IntegrityError as exc:  # a concurrent rename to the same name
-        raise Conflict(f"tag group {group.name!r} already exists", field="name") from exc
+        raise Conflict(taken.format(name=row.name), field="name") from exc
     audit_record(
         actor=actor,
-        action="tag_group.update",
-        target_type="tag_group",
-        target_id=group.id,
+        action=action,
+        target_type=action.split(".")[0],
+        target_id=row.id,
         detail={"before": before, "after": {k: updates[k] for k in dirty}},
     )
-    push.push_catalogue(tenant_id=actor.tenant_id, group_id=group.id)
+    push.push_catalogue(tenant_id=actor.tenant_id, group_id=group_id)
+
+
+@transaction.atomic
+def tag_group_update(*, actor: Actor, group_id: int, name: str | None = None, order: int | None = None) -> TagGroup:
+    """Rename or reorder a tag group (标签组) (HQ only); WeCom follows through the outbox."""
+    _require_hq(actor)
+    group = access_tag_group(actor=actor, group_id=group_id)
+    _rename_or_reorder(
+        actor=actor,
+        row=group,
+        name=name,
+        order=order,
+        siblings=TagGroup.objects.filter(tenant_id=actor.tenant_id),
+        taken="tag group {name!r} already exists",
+        action="tag_group.update",
+        group_id=group.id,
+    )
     return group
 
 
@@ -137,32 +164,16 @@ def tag_update(*, actor: Actor, tag_id: int, name: str | None = None, order: int
     """Rename or reorder a tag (HQ only); names stay unique in the group. WeCom follows through the outbox."""
     _require_hq(actor)
     tag = access_tag(actor=actor, tag_id=tag_id)
-    updates: dict[str, object] = {}
-    if name is not None:
-        updates["name"] = _clean_tag_name(name, "name")
-    if order is not None:
-        updates["order"] = clean_order(order)
-    dirty = [k for k, v in updates.items() if getattr(tag, k) != v]
-    if not dirty:
-        return tag
-    if "name" in dirty and Tag.objects.filter(group_id=tag.group_id, name=updates["name"]).exists():
-        raise Conflict(f"tag {updates['name']!r} already exists in this group", field="name")
-    before = {k: getattr(tag, k) for k in dirty}
-    for k in dirty:
-        setattr(tag, k, updates[k])
-    try:
-        with transaction.atomic():
-            tag.save(update_fields=dirty)
-    except IntegrityError as exc:
-        raise Conflict(f"tag {tag.name!r} already exists in this group", field="name") from exc
-    audit_record(
+    _rename_or_reorder(
         actor=actor,
+        row=tag,
+        name=name,
+        order=order,
+        siblings=Tag.objects.filter(group_id=tag.group_id),
+        taken="tag {name!r} already exists in this group",
         action="tag.update",
-        target_type="tag",
-        target_id=tag.id,
-        detail={"before": before, "after": {k: updates[k] for k in dirty}},
+        group_id=tag.group_id,
     )
-    push.push_catalogue(tenant_id=actor.tenant_id, group_id=tag.group_id)
     return tag
 
 
