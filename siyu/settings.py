@@ -167,6 +167,8 @@ SIYU_WORKER_POLL_SECONDS = float(os.environ.get("SIYU_WORKER_POLL_SECONDS", "0.1
 # Finished background jobs are kept this long (days), then pruned by the workers.
 SIYU_JOB_RETENTION_DAYS = env_int("SIYU_JOB_RETENTION_DAYS", 7)
 SIYU_FAILED_JOB_RETENTION_DAYS = env_int("SIYU_FAILED_JOB_RETENTION_DAYS", 30)
+# CSV exports of personal data are deleted this many days after they were made (siyu.core.exports).
+SIYU_EXPORT_RETENTION_DAYS = env_int("SIYU_EXPORT_RETENTION_DAYS", 7)
 
 SIYU_PAGE_SIZE = env_int("SIYU_PAGE_SIZE", 25)
 

@@ -49,5 +49,6 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("storecode.visited", _("Opened the store locator"), ("source", "fallback")),
         EventType("consent.granted", _("Gave consent"), ("purpose", "channel", "text_version")),
         EventType("consent.withdrawn", _("Withdrew consent"), ("purpose", "channel", "text_version")),
+        EventType("lead.converted", _("Converted from a lead"), ("lead_id", "by")),
     )
 }

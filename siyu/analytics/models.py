@@ -87,6 +87,9 @@ class SegmentExport(TenantOwned):
         RUNNING = "running", _("Running")
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
+        # The file is deleted: older than SIYU_EXPORT_RETENTION_DAYS, or withdrawn by an erasure request (`error`
+        # says which).
+        EXPIRED = "expired", _("Expired")
 
     segment = models.ForeignKey(Segment, on_delete=models.SET_NULL, null=True, related_name="exports")
     rule = models.JSONField()  # the tree at request time: editing the segment later does not change the export

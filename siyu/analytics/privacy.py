@@ -7,9 +7,15 @@ services; this queryset update is its one sanctioned exception, ordered by law. 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from siyu.analytics.models import Event
+from django.conf import settings
+from django.utils import timezone
+
+from siyu.analytics.models import Event, SegmentExport
+from siyu.analytics.selectors import segment_export_path
+from siyu.core.exports import csv_exports_expire
 
 # Property keys whose values can identify a person or hold what they said; every other key holds ids, codes,
 # amounts or enums (siyu.analytics.events).
@@ -65,4 +71,23 @@ def erase_customer(*, tenant_id: int, customer_id: int) -> dict[str, int]:
             continue
         kept = {k: v for k, v in properties.items() if k not in PII_PROPERTIES}
         changed += Event.objects.filter(id=event_id).update(properties=kept)
-    return {"events_anonymised": changed}
+    # Segment exports made so far may hold the person: withdrawn (see siyu.customers.privacy).
+    exports = csv_exports_expire(
+        model=SegmentExport,
+        path_of=segment_export_path,
+        tenant_id=tenant_id,
+        created_before=timezone.now(),
+        reason=f"withdrawn: a customer's data was erased (customer {customer_id}); export again",
+    )
+    return {"events_anonymised": changed, "exports_withdrawn": exports}
+
+
+def exports_expire_due() -> int:
+    """Every brand's exports older than SIYU_EXPORT_RETENTION_DAYS: files deleted, rows expired (the worker's sweep)."""
+    days = settings.SIYU_EXPORT_RETENTION_DAYS
+    return csv_exports_expire(
+        model=SegmentExport,
+        path_of=segment_export_path,
+        created_before=timezone.now() - dt.timedelta(days=days),
+        reason=f"expired: exports are kept {days} days",
+    )

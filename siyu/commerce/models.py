@@ -44,6 +44,12 @@ class Order(TenantOwned):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "shop", "order_no"], name="order_unique")]
         indexes = [
-            models.Index(fields=["tenant", "customer", "-paid_at"], name="order_customer_time"),
+            # A customer's orders newest first, and also every column a segment's order condition reads (status,
+            # shop, amount, series): the live count groups a brand's paid orders by customer from this index
+            # alone, in customer order, without reading the table (siyu.analytics.query.COVERED).
+            models.Index(
+                fields=["tenant", "customer", "-paid_at", "status", "shop", "amount_cents", "product_series"],
+                name="order_customer_cover",
+            ),
             models.Index(fields=["tenant", "paid_at"], name="order_tenant_time"),
         ]

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from siyu.core.errors import NotFound, PermissionDenied
+from siyu.core.errors import NotFound, PermissionDenied, SiyuError
 from siyu.core.models import Membership
 from siyu.core.scopes import Actor
 
@@ -58,3 +58,18 @@ def console_view(view: ConsoleView[P]) -> Callable[Concatenate[HttpRequest, P], 
             return render(request, "console/forbidden.html", {"message": exc.message}, status=403)
 
     return wrapper
+
+
+def reraise_refusal(exc: SiyuError, *, include_not_found: bool = False) -> None:
+    """Re-raise a service's refusal for `console_view` to answer with the 403 page (and, with `include_not_found`,
+    a NotFound with the 404 page); return for any other error, which the user can fix and the view shows.
+
+    Call it first thing in `except SiyuError as exc:`. A guide's forbidden action must not come back as a red line
+    in a form that invites a retry. NotFound is the user's to fix by default: an id picked in the form that has
+    gone (or is out of scope) is shown in the form, which keeps what was typed; pass `include_not_found` where the
+    missing row is the page's own, so there is nothing left to show a message on.
+    """
+    if exc.status_code == PermissionDenied.status_code:
+        raise exc
+    if include_not_found and exc.status_code == NotFound.status_code:
+        raise exc

@@ -1,7 +1,8 @@
 """Loss alerts (流失提醒): a customer deleted a guide, or a guide deleted a customer.
 
 `follow_relation_delete` (the del_follow_user / del_external_contact callbacks) calls `loss_alert_raise` in its
-transaction; one alert per ended relation and end time, so a retried callback alerts once. After commit a job sends
+transaction, and the WeCom sync's prune calls `loss_alerts_raise` for many relations at once (a constant number of
+queries); one alert per ended relation and end time, so a retried callback alerts once. After commit a job sends
 a WeCom application message (message/send) to the guide and to the store's managers who are WeCom members too.
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -35,40 +38,88 @@ def loss_alert_raise(*, relation: FollowRelation, at: dt.datetime) -> LossAlert 
 
     Called inside the caller's transaction, so the alert exists exactly when the deletion does.
     """
-    if relation.status == FollowRelation.Status.ACTIVE:
-        raise ValidationFailed("the follow relation has not ended", field="relation")
-    last = (
-        Event.objects.filter(
-            tenant_id=relation.tenant_id,
-            customer_id=relation.customer_id,
-            type__in=LAST_INTERACTION_TYPES,
-            occurred_at__lte=at,
+    created = loss_alerts_raise(relations=[relation], at=at)
+    return created[0] if created else None
+
+
+def loss_alerts_raise(*, relations: Sequence[FollowRelation], at: dt.datetime) -> list[LossAlert]:
+    """Record the losses of `relations` (all of one tenant, already marked deleted at `at`) and schedule one alert
+    job each; returns the alerts created (those already recorded are skipped, so a retry alerts once).
+
+    A constant number of queries for any number of relations (the WeCom sync prunes thousands at once): one for the
+    last interactions, one for the guides' stores, one for the alerts already recorded, one bulk insert.
+    """
+    if not relations:
+        return []
+    for relation in relations:
+        if relation.status == FollowRelation.Status.ACTIVE:
+            raise ValidationFailed("the follow relation has not ended", field="relation")
+    tenant_ids = {r.tenant_id for r in relations}
+    if len(tenant_ids) != 1:
+        raise ValidationFailed("loss alerts are raised for one brand at a time", field="relations")
+    tenant_id = tenant_ids.pop()
+    by_id = {r.id: r for r in relations}
+    # The customer's latest interaction up to the loss, per relation, as correlated subqueries of one query
+    # (served by the event_customer_time index); the loss event itself is no interaction.
+    interactions = Event.objects.filter(
+        tenant_id=tenant_id, customer_id=OuterRef("customer_id"), type__in=LAST_INTERACTION_TYPES, occurred_at__lte=at
+    ).order_by("-occurred_at", "-id")
+    last = {
+        row["id"]: (row["last_at"], row["last_type"])
+        for row in FollowRelation.objects.filter(tenant_id=tenant_id, id__in=sorted(by_id))
+        .annotate(
+            last_at=Subquery(interactions.values("occurred_at")[:1]),
+            last_type=Subquery(interactions.values("type")[:1]),
         )
-        .order_by("-occurred_at", "-id")
-        .values_list("occurred_at", "type")
-        .first()
+        .values("id", "last_at", "last_type")
+    }
+    stores = dict(
+        Guide.objects.filter(tenant_id=tenant_id, id__in={r.guide_id for r in relations}).values_list("id", "store_id")
     )
-    guide = Guide.objects.filter(tenant_id=relation.tenant_id, id=relation.guide_id).only("store_id").get()
-    alert, created = LossAlert.objects.get_or_create(
-        relation=relation,
-        occurred_at=at,
-        defaults={
-            "tenant_id": relation.tenant_id,
-            "customer_id": relation.customer_id,
-            "guide_id": relation.guide_id,
-            "store_id": guide.store_id,
-            "kind": relation.status,
-            "last_interaction_at": last[0] if last else None,
-            "last_interaction_type": last[1] if last else "",
-            "created_at": timezone.now(),
-        },
+    recorded = set(
+        LossAlert.objects.filter(relation_id__in=sorted(by_id), occurred_at=at).values_list("relation_id", flat=True)
     )
-    if not created:
-        return None
+    now = timezone.now()
+    new = [
+        LossAlert(
+            tenant_id=tenant_id,
+            relation_id=r.id,
+            customer_id=r.customer_id,
+            guide_id=r.guide_id,
+            store_id=stores[r.guide_id],
+            kind=r.status,
+            occurred_at=at,
+            last_interaction_at=last.get(r.id, (None, None))[0],
+            last_interaction_type=last.get(r.id, (None, None))[1] or "",
+            created_at=now,
+        )
+        for r in by_id.values()
+        if r.id not in recorded
+    ]
+    try:
+        with transaction.atomic():
+            created = LossAlert.objects.bulk_create(new)
+    except IntegrityError:
+        # A concurrent callback recorded one of these losses meanwhile: fall back to one at a time, skipping it.
+        created = []
+        for alert in new:
+            row, made = LossAlert.objects.get_or_create(
+                relation_id=alert.relation_id, occurred_at=at, defaults=_alert_defaults(alert)
+            )
+            if made:
+                created.append(row)
     from siyu.customers.tasks import loss_alert_notify_run
 
-    enqueue_on_commit(loss_alert_notify_run, alert.id)
-    return alert
+    # One job per alert, after commit: each message is sent, retried and recorded on its own alert.
+    for alert in created:
+        enqueue_on_commit(loss_alert_notify_run, alert.id)
+    return created
+
+
+def _alert_defaults(alert: LossAlert) -> dict[str, object]:
+    fields = ("tenant_id", "customer_id", "guide_id", "store_id", "kind", "last_interaction_at",
+              "last_interaction_type", "created_at")  # fmt: skip
+    return {f: getattr(alert, f) for f in fields}
 
 
 def _recipients(alert: LossAlert) -> list[str]:

@@ -47,7 +47,7 @@ from siyu.core.scopes import Actor
 from siyu.core.services import audit_record
 from siyu.customers.cleaning import clean_phone, identity_value
 from siyu.customers.models import Customer, CustomerMerge, Gender, Identity, MergeCandidate
-from siyu.customers.references import CustomerReference, customer_references
+from siyu.customers.references import CustomerReference, customer_references, merge_followers
 from siyu.customers.selectors import (
     access_customer,
     access_merge,
@@ -331,6 +331,8 @@ def merge_apply(
         merged_by_id=actor.user_id,
         merged_at=now,
     )
+    for follower in merge_followers():
+        follower.merged(tenant_id=actor.tenant_id, survivor_id=survivor.id, merged_id=merged.id)
     low, high = _ordered(survivor.id, merged.id)
     MergeCandidate.objects.filter(
         tenant_id=actor.tenant_id, customer_a_id=low, customer_b_id=high, status=MergeCandidate.Status.PENDING
@@ -568,6 +570,8 @@ def customer_unmerge(*, actor: Actor, merge_id: int) -> CustomerMerge:
         restored,
     )
     merge.save(update_fields=["status", "unmerged_by", "unmerged_at", "restored"])
+    for follower in merge_followers():
+        follower.unmerged(tenant_id=actor.tenant_id, survivor_id=survivor.id, merged_id=merged.id)
     low, high = _ordered(survivor.id, merged.id)
     candidate, created = MergeCandidate.objects.get_or_create(
         tenant_id=actor.tenant_id,

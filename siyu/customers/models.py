@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from siyu.core.models import Guide, TenantOwned
+from siyu.core.models import Guide, Tenant, TenantOwned
 
 
 class LifecycleStage(models.TextChoices):
@@ -36,6 +36,10 @@ class Customer(TenantOwned):
     brought back by an unmerge (CustomerMerge).
     """
 
+    # No index of its own: every (tenant, …) index below serves a lookup by tenant alone, and on a bulk import each
+    # index costs its share of every row (the OneID resolver, siyu bench identity). Identity keeps its (tenant) one:
+    # on SQLite it is (tenant, rowid), which the leads matcher's keyset reads by id within a brand need.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     name_enc = models.TextField(blank=True, default="")
     name_index = models.TextField(blank=True, default="")
     phone_enc = models.TextField(blank=True, default="")
@@ -167,6 +171,9 @@ class CustomerExport(TenantOwned):
         RUNNING = "running", _("Running")
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
+        # The file is deleted: older than SIYU_EXPORT_RETENTION_DAYS, or withdrawn by an erasure request (`error`
+        # says which).
+        EXPIRED = "expired", _("Expired")
 
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     requested_ip = models.GenericIPAddressField(null=True, blank=True)

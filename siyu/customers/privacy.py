@@ -9,12 +9,16 @@ external_userid is replaced by an opaque marker.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from siyu.core import pii
-from siyu.customers.models import Customer, CustomerMerge, FollowRelation, Identity
+from siyu.core.exports import csv_exports_expire
+from siyu.customers.models import Customer, CustomerExport, CustomerMerge, FollowRelation, Identity
+from siyu.customers.selectors import customer_export_path
 
 _EMPTIED = {
     "name_enc": "",
@@ -152,4 +156,29 @@ def erase_customer(*, tenant_id: int, customer_id: int) -> dict[str, int]:
     merges = CustomerMerge.objects.filter(tenant_id=tenant_id, survivor_id=customer_id).update(
         identity_value="", filled={}
     ) + CustomerMerge.objects.filter(tenant_id=tenant_id, merged_id=customer_id).update(identity_value="", filled={})
-    return {"customers": customers, "identities": identities, "follow_relations": relations, "merges": merges}
+    # Exports made so far may hold the person: withdrawn, so the erasure reaches every copy siyu made.
+    exports = csv_exports_expire(
+        model=CustomerExport,
+        path_of=customer_export_path,
+        tenant_id=tenant_id,
+        created_before=timezone.now(),
+        reason=f"withdrawn: a customer's data was erased (customer {customer_id}); export again",
+    )
+    return {
+        "customers": customers,
+        "identities": identities,
+        "follow_relations": relations,
+        "merges": merges,
+        "exports_withdrawn": exports,
+    }
+
+
+def exports_expire_due() -> int:
+    """Every brand's exports older than SIYU_EXPORT_RETENTION_DAYS: files deleted, rows expired (the worker's sweep)."""
+    days = settings.SIYU_EXPORT_RETENTION_DAYS
+    return csv_exports_expire(
+        model=CustomerExport,
+        path_of=customer_export_path,
+        created_before=timezone.now() - dt.timedelta(days=days),
+        reason=f"expired: exports are kept {days} days",
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 from django.apps import apps
 from django.db import models
@@ -117,3 +118,32 @@ register_customer_reference(
 register_customer_reference(
     "inheritance.UnassignedCustomer", "customer", identity_kind=_EXTERNAL_USERID, identity_field="external_userid"
 )
+
+
+# -- contexts that mirror customer state elsewhere ---------------------------------------------------------------
+
+
+class MergeHook(Protocol):
+    def __call__(self, *, tenant_id: int, survivor_id: int, merged_id: int) -> object: ...
+
+
+@dataclass(frozen=True)
+class MergeFollower:
+    """What a context does when two customers are merged or a merge is undone, beyond moving its rows: e.g. the
+    tags context re-marks the survivor's WeCom relations with the tags the merge brought (siyu.tags.push). Called
+    in the merge's transaction, after the rows moved, so what it writes (outbox rows) commits with the merge."""
+
+    merged: MergeHook
+    unmerged: MergeHook
+
+
+_FOLLOWERS: dict[str, MergeFollower] = {}
+
+
+def register_merge_follower(name: str, follower: MergeFollower) -> None:
+    """Register (or replace: an app's ready() may run twice) the follower named `name`."""
+    _FOLLOWERS[name] = follower
+
+
+def merge_followers() -> list[MergeFollower]:
+    return [_FOLLOWERS[name] for name in sorted(_FOLLOWERS)]

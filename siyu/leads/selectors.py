@@ -30,6 +30,9 @@ def lead_list(*, actor: Actor, pool: bool | None = None, status: str = "") -> Qu
     qs = lead_scope(actor=actor)
     if pool is not None:
         qs = qs.filter(owner_guide__isnull=pool)
+    if pool:
+        # The pool is where guides claim leads: a converted or invalid lead is nobody's to claim.
+        qs = qs.exclude(status__in=(Lead.Status.CONVERTED, Lead.Status.INVALID))
     if status:
         qs = qs.filter(status=status)
     return qs.select_related("owner_guide").order_by("-created_at", "-id")
@@ -67,6 +70,8 @@ class LeadCard:
     last_followup_at: object
     pool_due_at: object
     created_at: object
+    customer_id: int | None = None  # the customer the lead became (转客户)
+    converted_at: object = None
 
 
 def lead_card(lead: Lead) -> LeadCard:
@@ -84,4 +89,6 @@ def lead_card(lead: Lead) -> LeadCard:
         last_followup_at=lead.last_followup_at,
         pool_due_at=lead.pool_due_at,
         created_at=lead.created_at,
+        customer_id=lead.customer_id,
+        converted_at=lead.converted_at,
     )

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from siyu.core.jobs import enqueue_on_commit
 from siyu.customers.models import FollowRelation
-from siyu.tags.models import Tag, TagGroup, TagPush
+from siyu.tags.models import CustomerTag, Tag, TagGroup, TagPush
 from siyu.wecom.client import CorpTagGroup, WeComClient
 from siyu.wecom.errors import WeComAPIError
 from siyu.wecom.models import WeComConnection
@@ -322,3 +322,31 @@ def tag_pushes_due() -> int:
         for tenant_id in sorted(tenants):
             enqueue_on_commit(tag_pushes_run, tenant_id)
     return len(tenants)
+
+
+# -- merges (OneID) ------------------------------------------------------------------------------------------------
+
+
+def _tag_ids(tenant_id: int, customer_id: int) -> set[int]:
+    return set(
+        CustomerTag.objects.filter(tenant_id=tenant_id, customer_id=customer_id).values_list("tag_id", flat=True)
+    )
+
+
+def marks_after_merge(*, tenant_id: int, survivor_id: int, merged_id: int) -> int:
+    """After a merge the survivor holds both customers' tags and both customers' follow relations: every active
+    relation is marked with all of them, so each guide sees in WeCom what siyu shows (mark_tag ignores a tag the
+    relation already has)."""
+    tags = _tag_ids(tenant_id, survivor_id)
+    return push_marks(tenant_id=tenant_id, add={survivor_id: tags}) if tags else 0
+
+
+def marks_after_unmerge(*, tenant_id: int, survivor_id: int, merged_id: int) -> int:
+    """After an unmerge each side has its own tags and relations again: WeCom follows, each side's relations
+    losing the tags only the other side holds."""
+    survivor, merged = _tag_ids(tenant_id, survivor_id), _tag_ids(tenant_id, merged_id)
+    return push_marks(
+        tenant_id=tenant_id,
+        add={survivor_id: survivor, merged_id: merged},
+        remove={survivor_id: merged - survivor, merged_id: survivor - merged},
+    )

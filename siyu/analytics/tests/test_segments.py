@@ -140,6 +140,53 @@ CASES: dict[str, tuple[dict[str, Any], set[str]]] = {
     "series buyers": (orders("count", "gte", 1, product_series="精华"), {"c1"}),
     "paid in 30 days": (orders("last_paid", "within_days", 30), {"c1", "c3"}),
     "last paid before": (orders("last_paid", "lt", "2026-02-01"), {"c2"}),
+    # Order conditions in one group are merged into one pass over the orders; each must still count only its rows.
+    "and of order conditions by shop": (
+        {
+            "op": "and",
+            "rules": [orders("count", "gte", 1, shop="jd"), orders("amount_cents", "gte", 10000, shop="tmall")],
+        },
+        {"c1"},
+    ),
+    "or of order conditions by shop": (
+        {
+            "op": "or",
+            "rules": [orders("amount_cents", "gte", 8000, shop="jd"), orders("count", "gte", 1, shop="store")],
+        },
+        {"c3"},
+    ),
+    "or of order dates and sums between": (
+        {
+            "op": "or",
+            "rules": [
+                orders("last_paid", "between", ["2026-01-01", "2026-01-31"]),
+                orders("amount_cents", "between", [1000, 3000]),
+            ],
+        },
+        {"c2", "c3"},
+    ),
+    # Customers without orders satisfy "no Tmall orders": that condition stays apart from the merged two.
+    "order conditions with a no-orders sibling": (
+        {
+            "op": "or",
+            "rules": [
+                orders("count", "eq", 0, shop="tmall"),
+                orders("last_paid", "within_days", 30),
+                orders("amount_cents", "between", [1000, 3000]),
+            ],
+        },
+        {"c1", "c3", "c4", "c5"},
+    ),
+    "not of merged order conditions": (
+        {
+            "op": "not",
+            "rule": {
+                "op": "or",
+                "rules": [orders("amount_cents", "gte", 20000), orders("last_paid", "within_days", 30)],
+            },
+        },
+        {"c4", "c5"},
+    ),
     "lifecycle": ({"op": "lifecycle", "stages": ["engaged", "repeat"]}, {"c1", "c2"}),
     "follow stores": ({"op": "follow", "store_ids": ["S1", "S3"]}, {"c1"}),
     "follow guides": ({"op": "follow", "guide_ids": ["G2"]}, {"c2"}),

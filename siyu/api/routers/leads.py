@@ -1,5 +1,5 @@
 """Leads (线索): list, create (deduplicated on phone and unionid), assign and reassign, claim from the public pool
-(公海), follow up. Handlers call one service or selector."""
+(公海), follow up, convert into a customer (转客户). Handlers call one service or selector."""
 
 from __future__ import annotations
 
@@ -85,6 +85,21 @@ class LeadFollowUpIn(BodyIn):
     )
 
 
+class LeadConvertIn(BodyIn):
+    customer_id: Annotated[BodyId | None, NotNull] = Field(
+        None,
+        description="The customer the lead became (in scope). Left out: the brand's customer with the lead's phone "
+        "or unionid (409 naming customer_id when there is none).",
+    )
+
+    @field_validator("customer_id", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null; leave it out instead")
+        return value
+
+
 class LeadOut(Schema):
     id: int
     name_masked: str
@@ -99,6 +114,8 @@ class LeadOut(Schema):
     last_followup_at: dt.datetime | None
     pool_due_at: dt.datetime | None = Field(description="When the lead returns to the pool unless followed up.")
     created_at: dt.datetime
+    customer_id: int | None = Field(description="The customer the lead was converted into (转客户).")
+    converted_at: dt.datetime | None
 
 
 def _out(lead: Lead) -> dict[str, Any]:
@@ -166,3 +183,16 @@ def lead_claim_api(request: HttpRequest, lead_id: Path[Id], payload: LeadClaimIn
 )
 def lead_follow_up_api(request: HttpRequest, lead_id: Path[Id], payload: LeadFollowUpIn) -> dict[str, Any]:
     return _out(services.lead_follow_up(actor=actor_of(request), lead_id=lead_id, status=payload.status.value))
+
+
+@router.post(
+    "/leads/{lead_id}/convert",
+    response={200: LeadOut, **error_responses(400, 401, 404, 409, 422)},
+    operation_id="lead_convert",
+    summary="Convert a lead into a customer: the one named, or the brand's customer with its phone or unionid",
+)
+def lead_convert_api(request: HttpRequest, lead_id: Path[Id], payload: LeadConvertIn) -> dict[str, Any]:
+    """Links the lead to the customer, closes it (it never returns to the pool) and audits it; 409 naming `lead_id`
+    when it was converted already, or `customer_id` when no customer has its phone or unionid."""
+    lead = services.lead_convert(actor=actor_of(request), lead_id=lead_id, customer_id=payload.customer_id)
+    return _out(lead)

@@ -25,7 +25,7 @@ from siyu.channels import services
 from siyu.channels.models import LiveCode, WelcomeAsset, WelcomeMessage, WelcomeSend
 from siyu.channels.qr import qr_data_uri, qr_png, qr_svg
 from siyu.channels.welcome import ATTACHMENTS_MAX
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.core.models import Guide, Role
 from siyu.core.scopes import Actor
@@ -311,8 +311,7 @@ def channel_code_new(request: ConsoleRequest) -> HttpResponse:
         try:
             code = services.live_code_create(actor=request.actor, **values)
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             errors[(exc.field or "form").split(".")[0]] = attachment_error(exc, values["welcome_attachments"])
         else:
             messages.success(request, gettext("Live code created."))
@@ -335,8 +334,9 @@ def channel_code_edit(request: ConsoleRequest, live_code_id: int) -> HttpRespons
         try:
             services.live_code_update(actor=request.actor, live_code_id=code.id, **values)
         except SiyuError as exc:
-            if exc.status_code == 403 or exc.field == "live_code_id":
-                raise
+            reraise_refusal(exc)
+            if exc.field == "live_code_id":
+                raise  # the code itself has gone meanwhile: console_view's 404, not a form error
             errors[(exc.field or "form").split(".")[0]] = attachment_error(exc, values["welcome_attachments"])
         else:
             messages.success(request, gettext("Live code saved."))
@@ -395,8 +395,7 @@ def channel_code_action(request: ConsoleRequest, live_code_id: int, action: str)
     try:
         actions[action](actor=request.actor, live_code_id=live_code_id)
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         messages.error(request, exc.message)
     else:
         messages.success(request, gettext("Done."))
@@ -520,8 +519,7 @@ def channel_welcome(request: ConsoleRequest) -> HttpResponse:
                     caption=request.POST.get("caption"),
                 )
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             # Unknown guides or uploads are the form's errors (a 404 page would lose what was typed).
             key = "welcome_attachments" if (exc.field or "").startswith("welcome_attachments") else form or "form"
             errors[key] = attachment_error(exc, welcome["attachments"])

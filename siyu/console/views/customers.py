@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from siyu.analytics.events import EVENT_TYPES
 from siyu.analytics.selectors import timeline_for_customer
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.console.forms import CustomerFilterForm, ExportForm, TimelineFilterForm
 from siyu.console.selectors import (
     TIMELINE_PAGE,
@@ -260,8 +260,7 @@ def customer_duplicate_action(request: ConsoleRequest, candidate_id: int, action
         else:
             oneid.merge_candidate_reject(actor=actor, candidate_id=candidate_id)
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         error = exc.message  # 200 on purpose: htmx swaps only successful answers, and the row must say why
     candidate = customer_selectors.access_merge_candidate(actor=actor, candidate_id=candidate_id)
     row = customer_selectors.candidate_rows([candidate])[0]
@@ -292,8 +291,7 @@ def customer_unmerge_view(request: ConsoleRequest, merge_id: int) -> HttpRespons
     try:
         oneid.customer_unmerge(actor=request.actor, merge_id=merge_id)
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         error = exc.message
     merge = customer_selectors.access_merge(actor=request.actor, merge_id=merge_id)
     return render(request, "console/customers/_merge_row.html", {"merge": merge, "error": error})
@@ -309,8 +307,7 @@ def customer_merge_view(request: ConsoleRequest, customer_id: int) -> HttpRespon
             raise SiyuError(gettext("Enter the id of the other customer."), field="other_id")
         merge = oneid.customer_merge(actor=request.actor, customer_ids=[customer_id, int(other)])
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         return render(request, "console/customers/_oneid_message.html", {"level": "error", "error": exc.message})
     return render(request, "console/customers/_oneid_message.html", {"level": "success", "merge": merge})
 

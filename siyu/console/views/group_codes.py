@@ -22,7 +22,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.core.selectors import store_list
 from siyu.groups.models import DEFAULT_THRESHOLD, WECOM_ROOM_LIMIT, CustomerGroup, GroupCode, GroupInvite
@@ -186,8 +186,7 @@ def _form_view(request: ConsoleRequest, code: GroupCode | None) -> HttpResponse:
             else:
                 code = group_code_update(actor=request.actor, code_id=code.id, data=values)
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             target = SERVICE_FIELDS.get(exc.field or "", exc.field)
             if exc.field and exc.field.startswith("group"):
                 group_error = exc.message  # shown above the table of groups
@@ -273,8 +272,7 @@ def group_code_status(request: ConsoleRequest, code_id: int) -> HttpResponse:
     try:
         group_code_set_status(actor=request.actor, code_id=code_id, status=status)
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         messages.error(request, exc.message)
     return redirect("console:group_code_detail", code_id=code_id)
 
@@ -318,8 +316,7 @@ def group_code_rules(request: ConsoleRequest) -> HttpResponse:
                     code_id=_int(request.POST.get("code")) or 0,
                 )
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             error = exc.message
         else:
             return redirect("console:group_code_rules")
@@ -393,8 +390,7 @@ def group_migration_new(request: ConsoleRequest) -> HttpResponse:
                 sources=data["sources"],
             )
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             target = {"code_id": "code"}.get(exc.field or "", exc.field or "")
             form.add_error(target if target in form.fields else None, exc.message)
         else:

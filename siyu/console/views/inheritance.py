@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.console.inheritance_forms import SERVICE_FIELDS, TransferForm
 from siyu.core.errors import NotFound, SiyuError
 from siyu.core.models import Guide
@@ -153,8 +153,7 @@ def inheritance_new(request: ConsoleRequest) -> HttpResponse:
                 message=data.get("message") or "",
             )
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             form.add_error(SERVICE_FIELDS.get(exc.field or ""), exc.message)
         else:
             return redirect("console:inheritance_detail", transfer_id=transfer.id)
@@ -225,8 +224,7 @@ def inheritance_brand_ip(request: ConsoleRequest) -> HttpResponse:
     try:
         transfer = transfer_to_brand_ip(actor=request.actor, handover_guide_id=guide_id)
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         messages.error(request, exc.message)
         return redirect("console:inheritance")
     return redirect("console:inheritance_detail", transfer_id=transfer.id)

@@ -17,7 +17,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.core.jobs import enqueue_on_commit
 from siyu.tags import selectors, services
@@ -95,8 +95,7 @@ def keyword_rule_new(request: ConsoleRequest) -> HttpResponse:
     try:
         services.keyword_rule_create(actor=request.actor, **values)
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         return _render_form(request, None, values, _error(exc))
     messages.success(request, gettext("Keyword rule created: it applies to the chat messages read from now on."))
     return redirect("console:keyword_rules")
@@ -122,8 +121,7 @@ def keyword_rule_edit(request: ConsoleRequest, rule_id: int) -> HttpResponse:
     try:
         services.keyword_rule_update(actor=request.actor, rule_id=rule.id, **values)
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         return _render_form(request, rule, values, _error(exc))
     messages.success(request, gettext("Keyword rule saved."))
     return redirect("console:keyword_rules")
@@ -144,8 +142,7 @@ def keyword_rule_action(request: ConsoleRequest, rule_id: int, action: str) -> H
         else:
             raise SiyuError(gettext("Unknown action."))
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, done)

@@ -1,5 +1,6 @@
-"""线索 Leads: the leads in scope and the brand's public pool (公海); guides claim from the pool and record
-follow-ups; HQ sets after how many days without a follow-up a lead returns to the pool.
+"""线索 Leads: the leads in scope and the brand's public pool (公海); guides claim from the pool, record
+follow-ups and convert leads into customers (转客户); HQ sets after how many days without a follow-up a lead
+returns to the pool.
 
 The services decide and audit; these views parse the form, call one service or selector, and render.
 """
@@ -14,8 +15,8 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
-from siyu.core.errors import SiyuError
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
+from siyu.core.errors import SiyuError, ValidationFailed
 from siyu.core.models import Guide, Role
 from siyu.core.selectors import guide_list
 from siyu.leads import selectors, services
@@ -65,8 +66,7 @@ def lead_action(request: ConsoleRequest, lead_id: int, action: str) -> HttpRespo
         else:
             raise SiyuError(gettext("Unknown action."))
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         messages.error(request, exc.message)
     else:
         messages.success(request, done)
@@ -89,8 +89,7 @@ def lead_new(request: ConsoleRequest) -> HttpResponse:
             intent_level=int(raw_intent) if raw_intent.isdigit() else -1,
         )
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, gettext("Lead added."))
@@ -105,11 +104,28 @@ def lead_assign(request: ConsoleRequest, lead_id: int) -> HttpResponse:
     try:
         services.lead_assign(actor=request.actor, lead_id=lead_id, guide_id=int(raw) if raw.isdigit() else 0)
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, gettext("Lead assigned."))
+    return redirect("console:lead_list")
+
+
+@require_POST
+@console_view
+def lead_convert(request: ConsoleRequest, lead_id: int) -> HttpResponse:
+    """Convert a lead into a customer (转客户): the customer numbered in the form, or, left empty, the brand's
+    customer with the lead's phone or unionid."""
+    raw = request.POST.get("customer_id", "").strip().lstrip("#")
+    try:
+        if raw and not raw.isdigit():
+            raise ValidationFailed(gettext("Customer number must be a number."), field="customer_id")
+        lead = services.lead_convert(actor=request.actor, lead_id=lead_id, customer_id=int(raw) if raw else None)
+    except SiyuError as exc:
+        reraise_refusal(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, gettext("Lead converted into customer #%(id)s.") % {"id": lead.customer_id})
     return redirect("console:lead_list")
 
 
@@ -120,8 +136,7 @@ def lead_settings(request: ConsoleRequest) -> HttpResponse:
     try:
         services.lead_settings_update(actor=request.actor, pool_after_days=int(raw) if raw.isdigit() else 0)
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, gettext("Lead settings saved."))
@@ -133,5 +148,6 @@ urlpatterns: list[URLPattern] = [
     path("leads/settings/", lead_settings, name="lead_settings"),
     path("leads/new/", lead_new, name="lead_new"),
     path("leads/<int:lead_id>/assign/", lead_assign, name="lead_assign"),
+    path("leads/<int:lead_id>/convert/", lead_convert, name="lead_convert"),
     path("leads/<int:lead_id>/<slug:action>/", lead_action, name="lead_action"),
 ]

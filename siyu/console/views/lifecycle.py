@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_date
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.core.selectors import guide_list, store_list
 from siyu.customers import alerts, lifecycle
@@ -71,8 +71,7 @@ def lifecycle_move(request: ConsoleRequest) -> HttpResponse:
             actor=request.actor, customer_id=int(customer_id), stage=request.POST.get("stage", "")
         )
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         error = exc.message  # 200 on purpose: htmx swaps only successful answers, and the board must say why
     return render(request, "console/lifecycle/_board.html", _board_context(request, error))
 

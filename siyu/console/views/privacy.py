@@ -19,7 +19,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.customers.selectors import access_customer
 from siyu.privacy import selectors, services
@@ -86,8 +86,7 @@ def privacy_consent_record(request: ConsoleRequest, customer_id: int) -> HttpRes
             text_version=post.get("text_version", ""),
         )
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         # 200 on purpose: htmx swaps only successful responses, and the message belongs in the panel.
         return _panel(request, customer_id, error=exc.message)
     return _panel(request, customer_id)
@@ -102,8 +101,7 @@ def privacy_export_download(request: ConsoleRequest, customer_id: int) -> HttpRe
             actor=request.actor, customer_id=customer_id, reason=request.POST.get("reason", ""), ip=_client_ip(request)
         )
     except SiyuError as exc:
-        if exc.status_code in (403, 404):
-            raise
+        reraise_refusal(exc, include_not_found=True)
         messages.error(request, exc.message)
         return redirect("console:customer_detail", customer_id=customer_id)
     body = json.dumps(document, ensure_ascii=False, indent=2)
@@ -131,8 +129,7 @@ def privacy_erase(request: ConsoleRequest, customer_id: int) -> HttpResponse:
                     actor=request.actor, customer_id=customer.id, reason=values["reason"], ip=_client_ip(request)
                 )
             except SiyuError as exc:
-                if exc.status_code in (403, 404):
-                    raise
+                reraise_refusal(exc, include_not_found=True)
                 errors[exc.field if exc.field == "reason" else "form"] = exc.message
             else:
                 messages.success(

@@ -23,7 +23,7 @@ from siyu.analytics.events import EVENT_TYPES
 from siyu.analytics.models import Segment
 from siyu.analytics.segments import ATTRIBUTES, ORDER_SHOPS, rule_validate
 from siyu.commerce.models import Shop
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.core.models import Store
 from siyu.customers.models import LifecycleStage
@@ -165,8 +165,7 @@ def segment_new(request: ConsoleRequest) -> HttpResponse:
     try:
         services.segment_create(actor=request.actor, **_parsed(values))
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         return _render_builder(request, None, values, exc.message, status=422)
     messages.success(request, gettext("Segment saved."))
     return redirect("console:segments")
@@ -196,8 +195,7 @@ def segment_edit(request: ConsoleRequest, segment_id: int) -> HttpResponse:
             daily_at=parsed["daily_at"],
         )
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         return _render_builder(request, segment, values, exc.message, status=422)
     messages.success(request, gettext("Segment saved."))
     return redirect("console:segments")

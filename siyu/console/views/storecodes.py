@@ -23,7 +23,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.core.hours import MAX_TEXT, format_hours
 from siyu.core.selectors import region_list
@@ -206,8 +206,7 @@ def store_code_edit(request: ConsoleRequest, store_id: int) -> HttpResponse:
             )
             store_geo_update(actor=actor, store_id=store.id, geo=geo)
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             _form_error(form, exc, {k: k for k in initial})
         else:
             messages.success(request, gettext("Saved %(store)s.") % {"store": store.name})
@@ -320,8 +319,7 @@ def store_code_settings(request: ConsoleRequest) -> HttpResponse:
                 fallback_live_code_id=data["fallback_live_code_id"],
             )
         except SiyuError as exc:
-            if exc.status_code == 403:
-                raise
+            reraise_refusal(exc)
             _form_error(form, exc, {k: k for k in initial})
         else:
             messages.success(request, gettext("Settings saved."))

@@ -17,7 +17,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from siyu.console.decorators import ConsoleRequest, console_view
+from siyu.console.decorators import ConsoleRequest, console_view, reraise_refusal
 from siyu.core.errors import SiyuError
 from siyu.core.models import Role
 from siyu.tags import rules, services
@@ -89,8 +89,7 @@ def tag_catalogue_change(request: ConsoleRequest, action: str) -> HttpResponse:
         else:
             raise SiyuError(gettext("Unknown action."))
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         return _catalogue_answer(request, "", exc.message)
     return _catalogue_answer(request, done, "")
 
@@ -192,8 +191,7 @@ def tag_rule_new(request: ConsoleRequest) -> HttpResponse:
     try:
         rules.tag_rule_create(actor=request.actor, **values)
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         shown = {**values, "bands": request.POST.get("bands", "")}
         return _render_rule_form(request, None, shown, _rule_error(exc))
     messages.success(request, gettext("Tagging rule created: it runs every night, or now with Run now."))
@@ -217,8 +215,7 @@ def tag_rule_edit(request: ConsoleRequest, rule_id: int) -> HttpResponse:
             enabled=values["enabled"],
         )
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         shown = {**values, "bands": request.POST.get("bands", "")}
         return _render_rule_form(request, rule, shown, _rule_error(exc))
     messages.success(request, gettext("Tagging rule saved."))
@@ -247,8 +244,7 @@ def tag_rule_action(request: ConsoleRequest, rule_id: int, action: str) -> HttpR
         else:
             raise SiyuError(gettext("Unknown action."))
     except SiyuError as exc:
-        if exc.status_code == 403:
-            raise
+        reraise_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, done)

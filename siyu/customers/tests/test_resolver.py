@@ -125,3 +125,63 @@ def test_the_bench_matches_its_ground_truth_on_a_small_workload(db: None) -> Non
     assert report.result.clusters == Customer.objects.filter(source="bench").count()
     assert report.result.candidates > 0  # relatives' phones on shop orders
     assert report.result.links == report.records - report.result.clusters
+
+
+def test_each_new_customer_gets_one_created_event_at_its_first_seen_time(world: World) -> None:
+    hq = world.actor("hq")
+    c1 = world.customers["c1"]
+    before = set(Event.objects.filter(type="customer.created").values_list("id", flat=True))
+    records = [
+        [("unionid", "union-c1", False)],  # c1 exists: no second created event
+        [("member_no", "M-new-1", False)],
+        [("member_no", "M-new-2", False), ("unionid", "o-new-2", False)],
+        [("unionid", "o-new-2", False)],
+    ]
+
+    result = identities_resolve(actor=hq, records=records, created_at=[T2, T2, T2, T1], source="ocean")
+
+    new_ids = sorted({result.customer_ids[1], result.customer_ids[2]})
+    events = Event.objects.filter(type="customer.created").exclude(id__in=before).order_by("id")
+    assert [e.customer_id for e in events] == new_ids  # in id order, none for c1
+    created = dict(Customer.objects.filter(id__in=new_ids).values_list("id", "created_at"))
+    assert {e.customer_id: e.occurred_at for e in events} == created
+    assert created[result.customer_ids[2]] == T1  # the cluster's earliest record
+    assert {(e.tenant_id, e.actor_id, e.guide_id) for e in events} == {(hq.tenant_id, hq.user_id, None)}
+    assert [e.properties for e in events] == [{"source": "ocean"}] * 2
+    assert not Event.objects.filter(type="customer.created", customer_id=c1.id).exclude(id__in=before).exists()
+
+
+def test_values_with_quotes_backslashes_and_non_ascii_text_are_stored_as_given(world: World) -> None:
+    odd = ['o-"quoted"', "back\\slash", "tab\tand\nnewline", "微信用户😀", "[1, 2]", "null"]
+    source = 'import "2026" 导入'
+    records = [[("unionid", value, False)] for value in odd] + [[("phone", phone(7), True)]]
+
+    result = identities_resolve(actor=world.actor("hq"), records=records, source=source)
+
+    stored = dict(Identity.objects.values_list("value", "customer_id"))
+    assert {value: stored[value] for value in odd} == dict(zip(odd, result.customer_ids, strict=False))
+    member = Customer.objects.get(id=result.customer_ids[-1])
+    assert (member.source, member.phone_hash, member.lifecycle_stage, member.name_enc) == (source, phone(7), "new", "")
+    verified = Identity.objects.get(kind="phone", value=phone(7)).verified
+    assert verified is True
+    assert Event.objects.get(customer_id=member.id, type="customer.created").properties == {"source": source}
+
+
+def test_created_events_cover_only_the_given_customers_when_their_ids_are_not_consecutive(world: World) -> None:
+    # On PostgreSQL another session may take sequence values between a batch's ids: a customer inside the range
+    # that is not the batch's must get no event.
+    from siyu.customers.resolver import _created_events, _id_runs
+
+    assert list(_id_runs([11, 5, 6, 7, 3, 10])) == [(3, 3), (5, 7), (10, 11)]
+    assert list(_id_runs([])) == []
+    ids = identities_resolve(actor=world.actor("hq"), records=[[("unionid", f"o-gap-{n}", False)] for n in range(5)])
+    ids_sorted = sorted(ids.customer_ids)
+    ours = [i for i in ids_sorted if i != ids_sorted[2]]
+    Event.objects.filter(customer_id__in=ids_sorted).delete()
+
+    count = _created_events(
+        tenant_id=world.tenant_a.id, customer_ids=ours, actor_id=None, properties="{}", recorded_at=T2
+    )
+
+    assert count == 4
+    assert sorted(Event.objects.filter(customer_id__in=ids_sorted).values_list("customer_id", flat=True)) == ours

@@ -136,6 +136,28 @@ def check_follow_up(ctx: Ctx) -> None:
     assert answer.body["last_followup_at"] is not None
 
 
+def check_convert(ctx: Ctx) -> None:
+    """L1 (G1's, phone 13911110001) into c1 (G1's customer): no customer has L1's phone, so naming none is a 409;
+    naming c1 converts it, audited, once."""
+    leads = _leads(ctx.world)
+    c1 = ctx.world.customers["c1"].id
+    before = _state()
+    if ctx.persona == "outsider":
+        _not_found(ctx.client.post(f"/leads/{leads['L1'].id}/convert", {"customer_id": c1}), before)
+        return
+    unmatched = ctx.client.post(f"/leads/{leads['L1'].id}/convert", {})
+    assert (unmatched.status, unmatched.body["field"]) == (409, "customer_id"), unmatched.body
+    assert _state() == before
+    answer = ctx.client.post(f"/leads/{leads['L1'].id}/convert", {"customer_id": c1})
+    assert (answer.status, answer.body["status"], answer.body["customer_id"]) == (200, "converted", c1), answer.body
+    assert (answer.body["pool_due_at"], answer.body["converted_at"] is not None) == (None, True)
+    assert AuditLog.objects.filter(action="lead.convert", target_id=str(leads["L1"].id)).count() == 1
+    before = _state()
+    again = ctx.client.post(f"/leads/{leads['L1'].id}/convert", {"customer_id": c1})
+    assert (again.status, again.body["field"]) == (409, "lead_id")
+    assert _state() == before
+
+
 # operationId → (method, path as the OpenAPI document spells it, check)
 LEAD_CHECKS = {
     "lead_list": ("get", "/api/v1/leads", check_list),
@@ -143,6 +165,7 @@ LEAD_CHECKS = {
     "lead_assign": ("post", "/api/v1/leads/{lead_id}/assign", check_assign),
     "lead_claim": ("post", "/api/v1/leads/{lead_id}/claim", check_claim),
     "lead_follow_up": ("post", "/api/v1/leads/{lead_id}/follow-up", check_follow_up),
+    "lead_convert": ("post", "/api/v1/leads/{lead_id}/convert", check_convert),
 }
 
 
@@ -158,6 +181,7 @@ def lead_request(world: World, operation_id: str) -> tuple[str, str, Any]:
         "lead_assign": {"guide_id": world.guides["G2"].id},
         "lead_claim": {"guide_id": world.guides["G2"].id},
         "lead_follow_up": {"status": "following"},
+        "lead_convert": {"customer_id": world.customers["c1"].id},
     }
     return method.upper(), url, bodies.get(operation_id)
 

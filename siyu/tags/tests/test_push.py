@@ -10,6 +10,7 @@ import httpx
 from django.utils import timezone
 
 from siyu.core.models import AuditLog
+from siyu.customers import identity as oneid
 from siyu.tags.models import CustomerTag, Tag, TagGroup, TagPush, TagSource
 from siyu.tags.push import tag_pushes_deliver
 from siyu.tags.services import (
@@ -200,3 +201,36 @@ def test_no_outbox_without_a_wecom_connection(world: Any) -> None:
     group = tag_group_create(actor=hq, name="肤质", tags=["干皮"])
     customer_tag_add(actor=hq, customer_id=world.customers["c1"].id, tag_id=Tag.objects.get(group=group).id)
     assert not TagPush.objects.exists()
+
+
+def test_a_merge_marks_each_guides_relation_with_both_customers_tags_and_an_unmerge_takes_them_back(
+    chats: Chats,
+) -> None:
+    hq = chats.world.actor("hq")
+    c1, c2 = chats.world.customers["c1"], chats.world.customers["c2"]  # followed by guide1 (wmc1), guide2 (wmc2)
+    group = tag_group_create(actor=hq, name="肤质", tags=["干皮", "油皮"])
+    dry, oily = Tag.objects.get(group=group, name="干皮"), Tag.objects.get(group=group, name="油皮")
+    customer_tag_add(actor=hq, customer_id=c1.id, tag_id=dry.id)
+    customer_tag_add(actor=hq, customer_id=c2.id, tag_id=oily.id)
+    _deliver(chats)
+    dry.refresh_from_db()
+    oily.refresh_from_db()
+    assert (_marks(chats, "wmc1")["guide1"], _marks(chats, "wmc2")["guide2"]) == (
+        [dry.wecom_tag_id],
+        [oily.wecom_tag_id],
+    )
+
+    merge = oneid.customer_merge(actor=hq, customer_ids=[c1.id, c2.id])
+    assert merge.survivor_id == c1.id
+    assert _deliver(chats).done >= 1
+    held = sorted(Tag.objects.filter(customer_tags__customer_id=c1.id).values_list("wecom_tag_id", flat=True))
+    assert {dry.wecom_tag_id, oily.wecom_tag_id} <= set(held)
+    # Each guide now sees in WeCom the tags siyu shows on the one merged customer.
+    assert (_marks(chats, "wmc1")["guide1"], _marks(chats, "wmc2")["guide2"]) == (held, held)
+
+    oneid.customer_unmerge(actor=hq, merge_id=merge.id)
+    _deliver(chats)
+    for external_userid, userid, customer, other_side in (("wmc1", "guide1", c1, oily), ("wmc2", "guide2", c2, dry)):
+        own = sorted(Tag.objects.filter(customer_tags__customer_id=customer.id).values_list("wecom_tag_id", flat=True))
+        assert other_side.wecom_tag_id not in own
+        assert _marks(chats, external_userid)[userid] == own

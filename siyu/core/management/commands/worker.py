@@ -48,10 +48,12 @@ logger = logging.getLogger("siyu.worker")
 def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
     """One pass of the recovery sweep (see the module docstring); logs what it found, raises nothing."""
     # `worker` is a composition root, like `serve`: it may call into the contexts whose work it recovers.
+    from siyu.analytics.privacy import exports_expire_due as segment_exports_expire_due
     from siyu.analytics.services import segment_refresh_due
     from siyu.campaigns.services import fission_settle_due
     from siyu.channels.services import live_codes_rebalance_due
     from siyu.customers.lifecycle import lifecycle_due
+    from siyu.customers.privacy import exports_expire_due as customer_exports_expire_due
     from siyu.inheritance.services import transfer_sweep
     from siyu.leads.services import leads_due
     from siyu.tags.push import tag_pushes_due
@@ -86,6 +88,9 @@ def recovery_sweep(*, kind: BackendKind, older_than: dt.timedelta) -> None:
         ("lifecycle", lifecycle_due),
         # Leads nobody followed up in time go back to the public pool (a job per brand).
         ("leads", leads_due),
+        # CSV exports of personal data past SIYU_EXPORT_RETENTION_DAYS: files deleted.
+        ("customer exports", customer_exports_expire_due),
+        ("segment exports", segment_exports_expire_due),
     )
     for name, step in steps:
         try:
