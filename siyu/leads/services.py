@@ -162,6 +162,10 @@ def lead_claim(*, actor: Actor, lead_id: int, guide_id: int | None = None) -> Le
 def lead_follow_up(*, actor: Actor, lead_id: int, status: str = Lead.Status.FOLLOWING) -> Lead:
     """Record a follow-up (跟进): the owner (or a manager over them) keeps the lead for another N days; converting
     or invalidating it closes it (it never returns to the pool)."""
+    if status == Lead.Status.CONVERTED:
+        # Converted means linked to a customer: the same path as the convert action, finding the customer by the
+        # lead's phone or unionid (409 naming customer_id when there is none), never a bare status.
+        return lead_convert(actor=actor, lead_id=lead_id)
     lead = access_lead(actor=actor, lead_id=lead_id, for_update=True)
     if status not in (Lead.Status.FOLLOWING, *CLOSED):
         raise ValidationFailed(f"status must be following, converted or invalid, not {status!r}", field="status")

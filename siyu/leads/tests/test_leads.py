@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from siyu.core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from siyu.core.models import AuditLog
+from siyu.customers.services import customer_create
 from siyu.leads import selectors, services
 from siyu.leads.models import Lead
 from siyu.testing import IMMEDIATE_TASKS, World
@@ -82,9 +83,15 @@ def test_leads_not_followed_up_return_to_the_pool_and_a_guide_claims_them(world:
     assert claimed.owner_guide_id == world.guides["G1"].id
     with pytest.raises(Conflict):
         services.lead_claim(actor=world.actor("hq"), lead_id=mine.id, guide_id=world.guides["G2"].id)
-    # Converted: closed, never returns.
+    # Converted means linked to a customer: with nobody of that phone yet, a clear 409 and nothing changed.
+    with pytest.raises(Conflict) as caught:
+        services.lead_follow_up(actor=guide, lead_id=mine.id, status="converted")
+    assert caught.value.field == "customer_id"
+    assert Lead.objects.get(id=mine.id).status != "converted"
+    customer = customer_create(actor=hq, name="新客", phone="13900000003", city="杭州", source="test")
+    # Converted: linked, closed, never returns.
     closed = services.lead_follow_up(actor=guide, lead_id=mine.id, status="converted")
-    assert (closed.status, closed.pool_due_at) == ("converted", None)
+    assert (closed.status, closed.pool_due_at, closed.customer_id) == ("converted", None, customer.id)
 
 
 def test_the_sweep_enqueues_a_job_per_brand_with_due_leads(
