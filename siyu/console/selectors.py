@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, DateTimeField, Func, IntegerField, QuerySet, Sum, Value
+from django.db.models import Count, DateTimeField, Func, IntegerField, Q, QuerySet, Sum, Value
 from django.utils import timezone
 
 from siyu.analytics.events import EVENT_TYPES
@@ -261,8 +261,8 @@ def customer_360(*, actor: Actor, customer_id: int) -> Customer360:
         by_source[row.source].append(row)
     source_labels = dict(TagSource.choices)
     orders = orders_for_customer(actor=actor, customer_id=customer.id)
-    totals = orders.order_by().aggregate(n=Count("id"))
-    gmv = orders.order_by().filter(status__in=GMV_STATUSES).aggregate(total=Sum("amount_cents"))["total"] or 0
+    totals = orders.order_by().aggregate(n=Count("id"), gmv=Sum("amount_cents", filter=Q(status__in=GMV_STATUSES)))
+    gmv = totals["gmv"] or 0
     return Customer360(
         customer=customer,
         card=customer_card(customer),
@@ -311,6 +311,9 @@ def describe_event(event: Event, guide_names: dict[int, str]) -> str:
             return f"{props.get('order_no', '')} · ¥{yuan(props.get('amount_cents'))} · {shop}"
         case "customer.created":
             return str(props.get("source", ""))
+        case "lead.converted":
+            # The lead's source (展会, 小程序…) and which of its keys matched, if it was found automatically.
+            return " · ".join(str(p) for p in (props.get("source"), props.get("matched_on")) if p)
         case "customer.updated":
             return ", ".join(props.get("fields", []))
         case "material.opened":
